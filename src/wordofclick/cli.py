@@ -90,7 +90,8 @@ def train_command(config_path: Path | None, overrides: tuple[str, ...], quiet: b
 
 @main.command("evaluate")
 @click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path))
-@click.option("--data", required=True, help="Labeled file (JSONL/CSV/Parquet/XML) or corpus:<split>.")
+@click.option("--data", required=True,
+              help="Labeled file (JSONL/CSV/Parquet/XML) or corpus:<split>.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Folder for evaluation.json and reliability.png (default: <model>/eval).")
 @click.option("--reviews", is_flag=True, help="SemEval-2016 XML: evaluate per review.")
@@ -106,3 +107,86 @@ def evaluate_command(model_dir: Path, data: str, out: Path | None, reviews: bool
                             granularity="review" if reviews else "sentence")
     print_report(report)
     click.echo(f"report: {out / 'evaluation.json'}")
+
+
+@main.command("aggregate")
+@click.option("--scores", required=True,
+              help="Scored reviews (woc score output): a Parquet, CSV or JSONL file or a glob.")
+@click.option("--as-of", "as_of", required=True,
+              help="End of the window, UTC: a date (that day included) or an ISO date-time.")
+@click.option("--window", default=None,
+              help="Window length such as 90d or 12w (default: the config's window, 90d).")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Output file: .csv (formula-safe), .parquet, .json or .jsonl.")
+@click.option("--config", "config_path", type=existing_path, default=None,
+              help="YAML settings, e.g. configs/aggregate.yaml (default: built-in defaults).")
+@overrides_argument
+def aggregate_command(scores: str, as_of: str, window: str | None, out: Path,
+                      config_path: Path | None, overrides: tuple[str, ...]) -> None:
+    """Per-company negative word-of-click index with interval, rank and trend.
+
+    See docs/word_of_click.md. Override any setting: woc aggregate ... service_weight=2
+    """
+    from wordofclick.aggregate import AggregateSettings, aggregate_file, as_of_instant, parse_window
+    from wordofclick.settings import load_settings
+
+    checks = (("--as-of", as_of_instant, as_of), ("--window", parse_window, window))
+    for hint, parse, value in checks:
+        try:
+            if value is not None:
+                parse(value)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint=hint) from None
+    settings = load_settings(AggregateSettings, config_path, overrides)
+    table = aggregate_file(scores, out, as_of=as_of, settings=settings, window=window)
+    alerts = sum(table["alert"].to_pylist())
+    click.echo(f"{out}: {table.num_rows} companies ranked, {alerts} alert(s)")
+
+
+@main.command("score")
+@click.option("--model", "model_dir", required=True, type=click.Path(path_type=Path),
+              help="Saved model folder, e.g. models/default.")
+@click.option("--input", "inputs", required=True, multiple=True,
+              help="CSV, JSONL or Parquet file, folder or glob ('exports/*.csv'); repeatable.")
+@click.option("--output", required=True, type=click.Path(path_type=Path),
+              help="Scored reviews: .parquet, .csv (formula-safe) or .jsonl.")
+@click.option("--rejects", type=click.Path(path_type=Path), default=None,
+              help="Where rejected rows go, with file, line, reason and raw content.")
+@click.option("--columns", default=None,
+              help="Map review columns to input columns: text=review_body,company=business_id.")
+@click.option("--backend", default="auto", show_default=True,
+              type=click.Choice(["auto", "torch", "onnx", "onnx-int8"]),
+              help="auto: the fastest one in the model folder (see woc export-onnx).")
+@click.option("--chunk-rows", type=click.IntRange(min=1), default=1024, show_default=True,
+              help="Rows read, scored and written at a time; memory grows with it, not the input.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for the model (default: all this process may use).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+def score_command(model_dir: Path, inputs: tuple[str, ...], output: Path, rejects: Path | None,
+                  columns: str | None, backend: str, chunk_rows: int, threads: int | None,
+                  quiet: bool) -> None:
+    """Score review files: complaint probabilities and labels per review, rejects kept apart."""
+    from wordofclick.scoring import score_file
+
+    quiet_transformers()
+    summary = score_file(model_dir, list(inputs), output, rejects=rejects, columns=columns,
+                         chunk_rows=chunk_rows, backend=backend, progress=not quiet,
+                         num_threads=threads)
+    for line in summary.lines():
+        click.echo(line)
+
+
+@main.command("export-onnx")
+@click.option("--model", "model_dir", required=True, type=existing_path,
+              help="Saved model folder; the files go to <model>/onnx/.")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None,
+              help="Also write a dynamically quantized int8 model (fastest on CPUs with VNNI).")
+@click.option("--min-agreement", type=click.FloatRange(0, 1), default=0.995, show_default=True,
+              help="Share of check texts whose labels must match PyTorch, else no file is kept.")
+def export_onnx_command(model_dir: Path, quantize: str | None, min_agreement: float) -> None:
+    """Add ONNX Runtime variants of a model, checked against its PyTorch outputs."""
+    from wordofclick.onnx_backend import export_onnx
+
+    quiet_transformers()
+    for check in export_onnx(model_dir, quantize=quantize, min_agreement=min_agreement):
+        click.echo(check.summary())

@@ -19,7 +19,9 @@ from sklearn.metrics import f1_score, precision_recall_fscore_support
 from wordofclick.labels import LabelSet
 
 # Thresholds are searched on this grid; a coarser grid overfits less on a small dev split.
-THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+# float32 like the model's probabilities and the saved thresholds, so a probability equal to a
+# threshold is decided the same way during tuning and after loading.
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2).astype(np.float32)
 CALIBRATION_BINS = 10
 
 
@@ -29,13 +31,14 @@ def tune_thresholds(targets: np.ndarray, probabilities: np.ndarray) -> np.ndarra
     Ties go to the threshold closest to 0.5, so a flat F1 curve does not push it to an edge.
 
     >>> y = np.array([[1], [0], [1], [0]]); p = np.array([[0.9], [0.2], [0.35], [0.3]])
-    >>> float(tune_thresholds(y, p)[0])
+    >>> round(float(tune_thresholds(y, p)[0]), 2)
     0.31
     """
     thresholds = np.empty(targets.shape[1], dtype=np.float32)
     for j in range(targets.shape[1]):
         truth = targets[:, j].astype(bool)
-        decisions = probabilities[:, j][None, :] >= THRESHOLD_GRID[:, None]
+        scores_j = probabilities[:, j].astype(np.float32)
+        decisions = scores_j[None, :] >= THRESHOLD_GRID[:, None]
         true_pos = (decisions & truth).sum(axis=1)
         predicted = decisions.sum(axis=1)
         scores = np.where(
@@ -127,7 +130,7 @@ def compute_metrics(
     """All metrics for probabilities thresholded per label."""
     thresholds = np.asarray(thresholds, dtype=np.float32)
     truth = targets.astype(int)
-    decisions = (probabilities >= thresholds).astype(int)
+    decisions = (probabilities.astype(np.float32) >= thresholds).astype(int)
     precision, recall, f1, support = precision_recall_fscore_support(
         truth, decisions, average=None, zero_division=0, labels=list(range(len(labels)))
     )
@@ -145,7 +148,7 @@ def compute_metrics(
     return EvaluationReport(
         data=data,
         model=model,
-        examples=int(len(truth)),
+        examples=len(truth),
         per_label=per_label,
         micro_f1=float(f1_score(truth, decisions, average="micro", zero_division=0)),
         macro_f1=float(f1_score(truth, decisions, average="macro", zero_division=0)),

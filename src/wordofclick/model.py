@@ -157,7 +157,8 @@ class TorchBackend:
 
         with torch.inference_mode():
             logits = self.model(
-                input_ids=torch.from_numpy(input_ids), attention_mask=torch.from_numpy(attention_mask)
+                input_ids=torch.from_numpy(input_ids),
+                attention_mask=torch.from_numpy(attention_mask),
             ).logits
         return logits.float().numpy()
 
@@ -274,7 +275,9 @@ class ComplaintClassifier:
 
             backend = onnx_backend.pick_auto(folder)
         if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}: expected auto or one of {list(BACKENDS)}")
+            raise ValueError(
+                f"unknown backend {backend!r}: expected auto or one of {list(BACKENDS)}"
+            )
         tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         return cls(tokenizer, meta, BACKENDS[backend](folder, num_threads))
 
