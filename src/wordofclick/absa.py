@@ -1,6 +1,7 @@
 """Import SemEval-2014, SemEval-2016 and MAMS aspect-category XML into our four labels.
 
-The mapping is the one documented in ``docs/labels.md`` and the shared data README: service
+The mapping follows the annotation guide (``wordofclick/datasets/ANNOTATION_GUIDE.md``) and the
+shared data README: service
 aspects (how people treated the customer) and product aspects (what was sold); negative polarity
 gives the aspect's complaint label, positive its praise label, conflict both, neutral none.
 Aspects about the place, the company in general or shipping map to no label.

@@ -57,7 +57,7 @@ existing_path = click.Path(exists=True, path_type=Path)
 @click.option("--no-dedupe", is_flag=True, help="Keep texts that repeat across files.")
 def import_absa_command(xml_files: tuple[Path, ...], out: Path, reviews: bool,
                         no_dedupe: bool) -> None:
-    """Convert SemEval-2014/2016 or MAMS XML into labeled JSONL (see docs/labels.md)."""
+    """Convert SemEval-2014/2016 or MAMS XML into labeled JSONL (see the annotation guide)."""
     from wordofclick.absa import import_absa
 
     summary = import_absa(xml_files, out, by_review=reviews, dedupe=not no_dedupe)

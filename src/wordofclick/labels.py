@@ -1,6 +1,7 @@
 """The label set: names of the form ``<aspect>_<polarity>``.
 
-The definitions live in ``docs/labels.md``. Code never spells out the four names except as the
+The definitions live in the annotation guide (``wordofclick/datasets/ANNOTATION_GUIDE.md``).
+Code never spells out the four names except as the
 default below; everything else receives a :class:`LabelSet` built from configuration.
 """
 

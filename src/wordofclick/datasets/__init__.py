@@ -13,7 +13,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
+from wordofclick.labels import DEFAULT_LABELS
+from wordofclick.schema import REVIEW_SCHEMA
+
 SPLITS = ("train", "dev", "test")
+# The review schema's types (timezone-aware dates, small ratings) plus the corpus's own fields.
+CORPUS_SCHEMA = pa.schema(
+    list(REVIEW_SCHEMA)
+    + [pa.field("industry", pa.string())]
+    + [pa.field(label, pa.int8()) for label in DEFAULT_LABELS]
+    + [pa.field("labels", pa.list_(pa.string())), pa.field("split", pa.string())]
+)
 CORPUS_FILE = "corpus.jsonl"
 
 
@@ -30,7 +40,8 @@ def load_corpus(split: str | None = None) -> pa.Table:
     """
     if split is not None and split not in SPLITS:
         raise ValueError(f"unknown corpus split {split!r}: expected one of {', '.join(SPLITS)}")
-    table = pajson.read_json(corpus_path())
+    table = pajson.read_json(corpus_path(), parse_options=pajson.ParseOptions(
+        explicit_schema=CORPUS_SCHEMA))
     if split is not None:
         table = table.filter(pc.equal(table["split"], split))
     return table
