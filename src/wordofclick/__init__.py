@@ -14,7 +14,9 @@ if TYPE_CHECKING:
     from wordofclick.aggregate import aggregate_companies
     from wordofclick.model import ComplaintClassifier
 
-__all__ = ["DEFAULT_LABELS", "ComplaintClassifier", "LabelSet", "__version__", "aggregate_companies"]
+__all__ = [
+    "DEFAULT_LABELS", "ComplaintClassifier", "LabelSet", "__version__", "aggregate_companies"
+]
 __version__ = "0.1.0"
 
 # Imported on first use: torch and transformers take seconds to import, and `woc --help` or a
