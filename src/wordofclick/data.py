@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 CORPUS_PREFIX = "corpus:"
 LABELED_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".xml")
+TABLE_READERS = {".csv": (pacsv.read_csv, "CSV"), ".parquet": (pq.read_table, "Parquet")}
 
 
 @dataclass
@@ -124,17 +125,12 @@ def load_labeled(spec: str | Path, labels: LabelSet, granularity: str = "sentenc
         return records_to_labeled(records, labels, str(path))
     if suffix in (".jsonl", ".json"):
         return records_to_labeled(_read_jsonl(path), labels, str(path))
-    if suffix == ".csv":
+    if suffix in TABLE_READERS:
+        read, kind = TABLE_READERS[suffix]
         try:
-            table = pacsv.read_csv(path)
-        except (pa.ArrowInvalid, UnicodeDecodeError) as error:
-            raise DataError(f"{path}: not a readable CSV file ({error})") from None
-        return table_to_labeled(table, labels, str(path))
-    if suffix == ".parquet":
-        try:
-            table = pq.read_table(path)
-        except (pa.ArrowInvalid, OSError) as error:
-            raise DataError(f"{path}: not a readable Parquet file ({error})") from None
+            table = read(path)
+        except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as error:
+            raise DataError(f"{path}: not a readable {kind} file ({error})") from None
         return table_to_labeled(table, labels, str(path))
     raise DataError(
         f"{path}: unsupported file type {suffix!r}; expected one of {', '.join(LABELED_SUFFIXES)}"
