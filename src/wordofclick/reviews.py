@@ -342,7 +342,7 @@ class ReviewReader:
             review_id = str(review_id) if isinstance(review_id, (str, int)) else None
             pending.reject(seq, plan.path, record, rejected.reason, rejected.detail, review_id)
             return
-        pending.truncated += truncated
+        pending.truncated.append(truncated)
         pending.seqs.append(seq)
         pending.origins.append((str(plan.path), record.row, record.line))
         for name, values in pending.columns.items():
@@ -369,6 +369,7 @@ class ReviewReader:
                     )
                 )
             table = table.filter(pa.array(~repeated))
+        truncated = int(np.count_nonzero(np.array(pending.truncated, dtype=bool) & ~repeated))
         pending.rejects.sort(key=lambda r: r.pop("_seq"))
         rejects = pa.Table.from_pylist(pending.rejects, schema=REJECT_SCHEMA)
         stats = self.stats
@@ -376,10 +377,10 @@ class ReviewReader:
         stats.valid += table.num_rows
         stats.rejected += rejects.num_rows
         stats.duplicates += duplicates
-        stats.truncated += pending.truncated
+        stats.truncated += truncated
         for reason in rejects.column("reason").to_pylist():
             stats.rejected_by_reason[reason] = stats.rejected_by_reason.get(reason, 0) + 1
-        return ReviewChunk(table, rejects, pending.read, pending.truncated)
+        return ReviewChunk(table, rejects, pending.read, truncated)
 
 
 class _Pending:
@@ -387,11 +388,12 @@ class _Pending:
 
     def __init__(self, names: Sequence[str]) -> None:
         self.columns: dict[str, list[Any]] = {name: [] for name in names}
+        # Per valid row, in read order:
         self.seqs: list[int] = []
+        self.truncated: list[bool] = []
         self.origins: list[tuple[str, int, int | None]] = []
         self.rejects: list[dict[str, Any]] = []
         self.read = 0
-        self.truncated = 0
 
     def reject(
         self,
