@@ -156,6 +156,80 @@ def compute_metrics(
     )
 
 
+# --- Per-group breakdown, per-company shares (issue 8) ---------------------------------------
+
+
+def group_metrics(
+    targets: np.ndarray,
+    probabilities: np.ndarray,
+    thresholds: Sequence[float] | np.ndarray,
+    labels: LabelSet,
+    groups: Sequence[str],
+) -> dict[str, dict[str, Any]]:
+    """Per group (e.g. industry): examples, complaint macro-F1 and each label's F1.
+
+    >>> y = np.array([[1, 0, 0, 0], [0, 1, 0, 0]]); p = y * 0.9
+    >>> group_metrics(y, p, [0.5] * 4, LabelSet.default(), ["a", "a"])["a"]["complaint_macro_f1"]
+    1.0
+    """
+    truth = np.asarray(targets).astype(int)
+    decisions = (np.asarray(probabilities, dtype=np.float32)
+                 >= np.asarray(thresholds, dtype=np.float32)).astype(int)
+    keys = np.asarray(groups, dtype=object)
+    out: dict[str, dict[str, Any]] = {}
+    for group in sorted(set(groups)):
+        rows = keys == group
+        f1 = f1_score(truth[rows], decisions[rows], average=None, zero_division=0,
+                      labels=list(range(len(labels))))
+        out[group] = {
+            "examples": int(rows.sum()),
+            "complaint_macro_f1": complaint_macro_f1(truth[rows], decisions[rows], labels),
+            "per_label_f1": {name: float(f1[j]) for j, name in enumerate(labels)},
+        }
+    return out
+
+
+def company_shares(
+    targets: np.ndarray, probabilities: np.ndarray, labels: LabelSet, companies: Sequence[str]
+) -> dict[str, float]:
+    """Per complaint label: mean over companies of |mean predicted probability - labeled share|.
+
+    >>> y = np.array([[1, 0, 0, 0], [0, 0, 0, 0]]); p = np.full((2, 4), 0.25)
+    >>> company_shares(y, p, LabelSet.default(), ["a", "b"])["service_complaint"]
+    0.5
+    """
+    keys = np.asarray(companies, dtype=object)
+    members = [keys == company for company in sorted(set(companies))]
+    out: dict[str, float] = {}
+    for name in labels.complaints:
+        j = labels.index(name)
+        gaps = [abs(float(np.mean(probabilities[rows, j])) - float(np.mean(targets[rows, j])))
+                for rows in members]
+        out[name] = float(np.mean(gaps))
+    return out
+
+
+def _corpus_breakdown(
+    spec: str, groups: Sequence[str], targets: np.ndarray, probabilities: np.ndarray,
+    thresholds: np.ndarray, labels: LabelSet,
+) -> dict[str, Any]:
+    """For ``corpus:<split>``: per-industry metrics and per-company share error.
+
+    ``load_labeled`` puts the company in ``groups``; each company has one industry in the corpus.
+    """
+    from wordofclick.data import CORPUS_PREFIX
+    from wordofclick.datasets import load_corpus
+
+    table = load_corpus(spec.removeprefix(CORPUS_PREFIX))
+    industry_of = dict(zip(table["company"].to_pylist(), table["industry"].to_pylist(),
+                           strict=True))
+    industries = [industry_of.get(company, "unknown") for company in groups]
+    return {
+        "per_industry": group_metrics(targets, probabilities, thresholds, labels, industries),
+        "company_share_mae": company_shares(targets, probabilities, labels, groups),
+    }
+
+
 def reliability_plot(
     targets: np.ndarray, probabilities: np.ndarray, labels: LabelSet, path: str | os.PathLike[str]
 ) -> Path:
@@ -196,8 +270,12 @@ def evaluate_model(
     out: str | os.PathLike[str] | None = None,
     backend: str = "torch",
     granularity: str = "sentence",
+    behaviour: bool = False,
 ) -> EvaluationReport:
     """Evaluate a saved model on a labeled file; with ``out``, write JSON and a reliability plot.
+
+    On ``corpus:<split>``, ``report.extra`` also holds ``per_industry`` and ``company_share_mae``;
+    with ``behaviour``, ``report.extra["behaviour"]`` holds the behavioural test pass rates.
 
     >>> report = evaluate_model("models/default", "corpus:test")  # doctest: +SKIP
     >>> round(report.complaint_macro_f1, 2)  # doctest: +SKIP
@@ -214,6 +292,14 @@ def evaluate_model(
         data=str(data), model=f"{classifier.name} {classifier.version}",
     )
     report.extra["set_aside_rows"] = len(labeled.set_aside)
+    if str(data).startswith("corpus:"):
+        report.extra.update(_corpus_breakdown(
+            str(data), labeled.groups, labeled.targets, probabilities, classifier.thresholds,
+            classifier.labels))
+    if behaviour:
+        from wordofclick.behaviour import run_behaviour
+
+        report.extra["behaviour"] = run_behaviour(classifier).to_dict()
     if out is not None:
         out = Path(out)
         report.write_json(out / "evaluation.json")
@@ -237,3 +323,30 @@ def print_report(report: EvaluationReport) -> None:
     table.add_row("macro F1", "", "", f"{report.macro_f1:.3f}", "", "", "")
     table.add_row("complaint macro-F1", "", "", f"{report.complaint_macro_f1:.3f}", "", "", "")
     Console().print(table)
+    _print_extra_tables(report)
+
+
+def _print_extra_tables(report: EvaluationReport) -> None:
+    """Per-industry and behavioural tables, when the report has them."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if "per_industry" in report.extra:
+        shares = ", ".join(f"{k} {v:.3f}" for k, v in report.extra["company_share_mae"].items())
+        table = Table(title="per industry", caption=f"company share MAE: {shares}")
+        for column in ("industry", "examples", "complaint macro-F1"):
+            table.add_column(column, justify="left" if column == "industry" else "right")
+        for name, g in report.extra["per_industry"].items():
+            table.add_row(name, str(g["examples"]), f"{g['complaint_macro_f1']:.3f}")
+        console.print(table)
+    if "behaviour" in report.extra:
+        b = report.extra["behaviour"]
+        table = Table(title="behavioural tests (exact label set)")
+        for column in ("category", "cases", "passed", "pass rate"):
+            table.add_column(column, justify="left" if column == "category" else "right")
+        for name, c in b["per_category"].items():
+            table.add_row(name, str(c["cases"]), str(c["passed"]), f"{c['pass_rate']:.3f}")
+        table.add_section()
+        table.add_row("all", str(b["cases"]), str(b["passed"]), f"{b['pass_rate']:.3f}")
+        console.print(table)
