@@ -32,7 +32,7 @@ def tune_thresholds(targets: np.ndarray, probabilities: np.ndarray) -> np.ndarra
 
     >>> y = np.array([[1], [0], [1], [0]]); p = np.array([[0.9], [0.2], [0.35], [0.3]])
     >>> round(float(tune_thresholds(y, p)[0]), 2)
-    0.31
+    0.35
     """
     thresholds = np.empty(targets.shape[1], dtype=np.float32)
     for j in range(targets.shape[1]):

@@ -172,7 +172,7 @@ def train(settings: TrainSettings, progress: bool = True) -> TrainResult:
     """Fine-tune, pick the best epoch and thresholds on dev, and save the model folder.
 
     >>> result = train(TrainSettings(epochs=1))  # doctest: +SKIP
-    >>> result.model_dir
+    >>> result.model_dir  # doctest: +SKIP
     PosixPath('models/default')
     """
     import torch
