@@ -190,3 +190,71 @@ def export_onnx_command(model_dir: Path, quantize: str | None, min_agreement: fl
     quiet_transformers()
     for check in export_onnx(model_dir, quantize=quantize, min_agreement=min_agreement):
         click.echo(check.summary())
+
+
+@main.command("nightly")
+@click.option("--config", "config_path", type=existing_path, default=None,
+              help="YAML settings, e.g. configs/nightly.yaml (default: built-in defaults).")
+@click.option("--date", "logical_date", default=None,
+              help="Logical date YYYY-MM-DD, UTC (default: yesterday); Airflow: {{ ds }}.")
+@click.option("--since", default=None,
+              help="Also recompute every date from this one and re-score the reviews created "
+                   "since then by another model (backfill, model change).")
+@click.option("--force", is_flag=True,
+              help="Redo a date that succeeded: read every file again, re-score what it holds.")
+@click.option("--dry-run", is_flag=True,
+              help="Say what would be read, scored and written; write nothing.")
+@click.option("--input", "inputs", multiple=True,
+              help="Review files, folder or glob (repeatable); replaces the config's input.")
+@click.option("--store", default=None, help="DuckDB store file; replaces the config's.")
+@click.option("--model", default=None, help="Model folder; replaces the config's.")
+@click.option("--report", default=None, help="Report folder; replaces the config's.")
+@click.option("--engine", default="local", show_default=True,
+              help="Scoring engine (see wordofclick.nightly.ENGINES).")
+@overrides_argument
+def nightly_command(config_path: Path | None, logical_date: str | None, since: str | None,
+                    force: bool, dry_run: bool, inputs: tuple[str, ...], store: str | None,
+                    model: str | None, report: str | None, engine: str,
+                    overrides: tuple[str, ...]) -> None:
+    """Score the reviews that arrived, update the store in one transaction, write the report.
+
+    Safe to rerun (a date that succeeded is a no-op) and to kill. JSON events go to stderr, a
+    summary to stdout. Exit codes: 0 done or nothing to do, 1 failure, 2 usage or config error,
+    75 another run holds the lock.
+    """
+    from wordofclick.errors import EXIT_LOCKED
+    from wordofclick.nightly import NightlySettings, run_nightly, with_paths
+    from wordofclick.settings import load_settings
+    from wordofclick.store import LockedError
+
+    quiet_transformers()
+    settings = with_paths(load_settings(NightlySettings, config_path, overrides),
+                          input=list(inputs), store=store, model=model, report=report)
+    try:
+        summary = run_nightly(settings, date=logical_date, since=since, force=force,
+                              dry_run=dry_run, engine=engine)
+    except LockedError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_LOCKED)
+    for line in summary.lines():
+        click.echo(line)
+
+
+@main.command("report")
+@click.option("--store", required=True, type=existing_path, help="The nightly job's store.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Folder for index.html and the PNG charts.")
+@click.option("--top", type=click.IntRange(min=1), default=25, show_default=True,
+              help="Companies listed and charted.")
+def report_command(store: Path, out: Path, top: int) -> None:
+    """Write the nightly report (HTML page and PNG charts) from a store, any time."""
+    from wordofclick.errors import EXIT_LOCKED
+    from wordofclick.report import build_report
+    from wordofclick.store import LockedError
+
+    try:
+        page = build_report(store, out, top=top)
+    except LockedError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(EXIT_LOCKED)
+    click.echo(f"report: {page}")
