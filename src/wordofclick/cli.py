@@ -8,9 +8,15 @@ from pathlib import Path
 
 import click
 
-from wordofclick.errors import ConfigError, DataError, ModelFolderError, exit_code_for
+from wordofclick.errors import (
+    ConfigError,
+    DataError,
+    LockedError,
+    ModelFolderError,
+    exit_code_for,
+)
 
-USER_ERRORS = (ConfigError, DataError, ModelFolderError, FileNotFoundError)
+USER_ERRORS = (ConfigError, DataError, LockedError, ModelFolderError, FileNotFoundError)
 
 
 class WocGroup(click.Group):
@@ -97,14 +103,16 @@ def train_command(config_path: Path | None, overrides: tuple[str, ...], quiet: b
 @click.option("--reviews", is_flag=True, help="SemEval-2016 XML: evaluate per review.")
 @click.option("--backend", default="torch", show_default=True,
               type=click.Choice(["torch", "onnx", "onnx-int8", "auto"]))
+@click.option("--behaviour", is_flag=True,
+              help="Also run the packaged behavioural test set and report its pass rates.")
 def evaluate_command(model_dir: Path, data: str, out: Path | None, reviews: bool,
-                     backend: str) -> None:
+                     backend: str, behaviour: bool) -> None:
     """Per-label precision, recall, F1 and calibration on labeled data; table + JSON report."""
     from wordofclick.evaluate import evaluate_model, print_report
 
     out = out or model_dir / "eval"
     report = evaluate_model(model_dir, data, out=out, backend=backend,
-                            granularity="review" if reviews else "sentence")
+                            granularity="review" if reviews else "sentence", behaviour=behaviour)
     print_report(report)
     click.echo(f"report: {out / 'evaluation.json'}")
 
@@ -162,16 +170,42 @@ def aggregate_command(scores: str, as_of: str, window: str | None, out: Path,
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for the model (default: all this process may use).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="ray: score in Ray Data actors (pip install 'wordofclick[ray]'); same output.")
+@click.option("--ray-address", default=None,
+              help="auto, host:6379 or ray://host:10001 (default: start Ray on this machine).")
+@click.option("--ray-actors", type=click.IntRange(min=1), default=None,
+              help="Scoring actors (default: one per free CPU).")
+@click.option("--ray-cpus-per-actor", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="CPUs per actor, also its model threads (default: 1, or the free CPUs shared).")
+@click.option("--ray-batch-size", type=click.IntRange(min=1), default=None,
+              help="Rows read per actor call (default: --chunk-rows).")
 def score_command(model_dir: Path, inputs: tuple[str, ...], output: Path, rejects: Path | None,
                   columns: str | None, backend: str, chunk_rows: int, threads: int | None,
-                  quiet: bool) -> None:
+                  quiet: bool, engine: str, ray_address: str | None, ray_actors: int | None,
+                  ray_cpus_per_actor: float | None, ray_batch_size: int | None) -> None:
     """Score review files: complaint probabilities and labels per review, rejects kept apart."""
     from wordofclick.scoring import score_file
 
     quiet_transformers()
-    summary = score_file(model_dir, list(inputs), output, rejects=rejects, columns=columns,
-                         chunk_rows=chunk_rows, backend=backend, progress=not quiet,
-                         num_threads=threads)
+    ray_options = {"address": ray_address, "actors": ray_actors,
+                   "cpus_per_actor": ray_cpus_per_actor, "batch_size": ray_batch_size}
+    if engine == "ray":
+        from wordofclick import ray_engine
+
+        if threads is not None:
+            raise click.BadParameter("with --engine ray, set --ray-cpus-per-actor instead",
+                                     param_hint="--threads")
+        summary = ray_engine.score_file(
+            model_dir, list(inputs), output, rejects=rejects, columns=columns,
+            chunk_rows=chunk_rows, backend=backend, progress=not quiet,
+            ray=ray_engine.RaySettings(**ray_options))
+    elif any(value is not None for value in ray_options.values()):
+        raise click.UsageError("the --ray-* options need --engine ray")
+    else:
+        summary = score_file(model_dir, list(inputs), output, rejects=rejects, columns=columns,
+                             chunk_rows=chunk_rows, backend=backend, progress=not quiet,
+                             num_threads=threads)
     for line in summary.lines():
         click.echo(line)
 
@@ -222,20 +256,14 @@ def nightly_command(config_path: Path | None, logical_date: str | None, since: s
     summary to stdout. Exit codes: 0 done or nothing to do, 1 failure, 2 usage or config error,
     75 another run holds the lock.
     """
-    from wordofclick.errors import EXIT_LOCKED
     from wordofclick.nightly import NightlySettings, run_nightly, with_paths
     from wordofclick.settings import load_settings
-    from wordofclick.store import LockedError
 
     quiet_transformers()
     settings = with_paths(load_settings(NightlySettings, config_path, overrides),
                           input=list(inputs), store=store, model=model, report=report)
-    try:
-        summary = run_nightly(settings, date=logical_date, since=since, force=force,
-                              dry_run=dry_run, engine=engine)
-    except LockedError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(EXIT_LOCKED)
+    summary = run_nightly(settings, date=logical_date, since=since, force=force,
+                          dry_run=dry_run, engine=engine)
     for line in summary.lines():
         click.echo(line)
 
@@ -248,13 +276,7 @@ def nightly_command(config_path: Path | None, logical_date: str | None, since: s
               help="Companies listed and charted.")
 def report_command(store: Path, out: Path, top: int) -> None:
     """Write the nightly report (HTML page and PNG charts) from a store, any time."""
-    from wordofclick.errors import EXIT_LOCKED
     from wordofclick.report import build_report
-    from wordofclick.store import LockedError
 
-    try:
-        page = build_report(store, out, top=top)
-    except LockedError as error:
-        click.echo(f"error: {error}", err=True)
-        sys.exit(EXIT_LOCKED)
+    page = build_report(store, out, top=top)
     click.echo(f"report: {page}")

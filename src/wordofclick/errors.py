@@ -14,6 +14,10 @@ class DataError(ValueError):
     """An input file or its rows cannot be used; the message names the file and what to do."""
 
 
+class LockedError(RuntimeError):
+    """Another process holds the nightly lock or the store file; try again later (exit 75)."""
+
+
 class ModelFolderError(ValueError):
     """A saved model folder is incomplete, corrupt or from a newer format version."""
 
@@ -22,6 +26,8 @@ def exit_code_for(error: BaseException) -> int:
     """The documented exit code for an error the library raised on purpose."""
     if isinstance(error, ConfigError):
         return EXIT_USAGE
+    if isinstance(error, LockedError):
+        return EXIT_LOCKED
     return EXIT_FAILURE
 
 
@@ -32,6 +38,7 @@ __all__ = [
     "EXIT_USAGE",
     "ConfigError",
     "DataError",
+    "LockedError",
     "ModelFolderError",
     "exit_code_for",
 ]

@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from wordofclick.errors import DataError
+from wordofclick.errors import DataError, LockedError
 
 SCHEMA_VERSION = 2
 
@@ -36,10 +36,6 @@ SCHEMA_VERSION = 2
 RUN_COLUMNS = ("run_id", "started_at", "finished_at", "scored_at")
 
 TABLES = ("runs", "predictions", "rejects", "company_scores", "input_files")
-
-
-class LockedError(RuntimeError):
-    """Another process holds the nightly lock or the store file; try again later (exit 75)."""
 
 
 _V1 = """
