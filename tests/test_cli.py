@@ -63,10 +63,15 @@ def test_import_train_evaluate_load(runner, tiny_base_dir, tmp_path):
         (["evaluate", "--model", "/nonexistent/model", "--data", "corpus:test"], 1,
          "model folder not found"),
         (["import-absa", "{missing}", "--out", "x.jsonl"], 2, "does not exist"),
+        (["train", "train=corpus:tset"], 2, "unknown corpus split 'tset'"),
+        (["evaluate", "--model", "{model}", "--data", "corpus:tst"], 1,
+         "corpus:tst: unknown corpus split"),
     ],
 )
-def test_user_errors_are_one_line_with_exit_code(runner, tmp_path, args, code, message):
-    args = [a.replace("{missing}", str(tmp_path / "missing.xml")) for a in args]
+def test_user_errors_are_one_line_with_exit_code(runner, tiny_model_dir, tmp_path, args, code,
+                                                 message):
+    args = [a.replace("{missing}", str(tmp_path / "missing.xml")).replace(
+        "{model}", str(tiny_model_dir)) for a in args]
     result = runner.invoke(main, args)
     assert result.exit_code == code, result.output
     assert message in result.output

@@ -111,3 +111,18 @@ def test_unknown_offline_base_model_is_an_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelFolderError, match="not a local folder"):
         locate_base_model("someone/some-model")
+
+
+def test_a_single_string_is_refused(tiny_model_dir):
+    classifier = ComplaintClassifier.from_pretrained(tiny_model_dir)
+    with pytest.raises(TypeError, match=r"pass a list of texts"):
+        classifier.predict("rude staff")
+
+
+def test_missing_format_version_is_called_corrupt(tiny_model_dir, tmp_path):
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "corrupt")
+    meta = json.loads((folder / META_FILE).read_text())
+    del meta["format_version"]
+    (folder / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ModelFolderError, match=r"format_version is missing"):
+        ComplaintClassifier.from_pretrained(folder)

@@ -110,9 +110,13 @@ def load_labeled(spec: str | Path, labels: LabelSet, granularity: str = "sentenc
     """
     spec_text = str(spec)
     if spec_text.startswith(CORPUS_PREFIX):
-        from wordofclick.datasets import load_corpus
+        from wordofclick.datasets import SPLITS, load_corpus
 
-        table = load_corpus(spec_text.removeprefix(CORPUS_PREFIX))
+        split = spec_text.removeprefix(CORPUS_PREFIX)
+        if split not in SPLITS:
+            raise DataError(f"{spec_text}: unknown corpus split; expected corpus:"
+                            + " or corpus:".join(SPLITS))
+        table = load_corpus(split)
         return table_to_labeled(table, labels, spec_text, group_column="company")
     path = Path(spec_text)
     if not path.is_file():

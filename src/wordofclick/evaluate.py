@@ -234,15 +234,14 @@ def reliability_plot(
     targets: np.ndarray, probabilities: np.ndarray, labels: LabelSet, path: str | os.PathLike[str]
 ) -> Path:
     """Save a reliability diagram (predicted probability vs observed frequency) per label."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A bare Figure draws with Agg without touching pyplot's global backend (a notebook's stays).
+    from matplotlib.figure import Figure
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     edges = np.linspace(0.0, 1.0, CALIBRATION_BINS + 1)
-    figure, axes = plt.subplots(1, len(labels), figsize=(3.2 * len(labels), 3.2), squeeze=False)
+    figure = Figure(figsize=(3.2 * len(labels), 3.2))
+    axes = figure.subplots(1, len(labels), squeeze=False)
     for j, (name, axis) in enumerate(zip(labels, axes[0], strict=True)):
         which = np.clip(np.digitize(probabilities[:, j], edges[1:-1]), 0, CALIBRATION_BINS - 1)
         centres, observed = [], []
@@ -260,7 +259,6 @@ def reliability_plot(
         axis.set_ylim(0, 1)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
     return path
 
 

@@ -106,7 +106,12 @@ class ModelMeta:
         except json.JSONDecodeError as error:
             raise ModelFolderError(f"{path}: not valid JSON ({error}); re-save the model") from None
         version = data.get("format_version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if not isinstance(version, int):
+            raise ModelFolderError(
+                f"{path}: format_version is missing or not a whole number ({version!r}); the file "
+                "is corrupt or not from wordofclick: re-save the model or train it again"
+            )
+        if version > FORMAT_VERSION:
             raise ModelFolderError(
                 f"{path}: format_version {version!r} is newer than this wordofclick understands "
                 f"({FORMAT_VERSION}); upgrade wordofclick (pip install -U wordofclick)"
@@ -301,6 +306,8 @@ class ComplaintClassifier:
     def logits(self, texts: Sequence[str], batch_tokens: int = DEFAULT_BATCH_TOKENS,
                window: int = DEFAULT_SORT_WINDOW) -> np.ndarray:
         """Raw logits in input order; see :meth:`predict_proba`."""
+        if isinstance(texts, str):
+            raise TypeError("pass a list of texts, e.g. predict([text]), not a single string")
         out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
         pad_id = self.tokenizer.pad_token_id or 0
         for start in range(0, len(texts), window):

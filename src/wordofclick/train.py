@@ -19,7 +19,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from wordofclick.data import LabeledData, combine, load_labeled
+from wordofclick.data import CORPUS_PREFIX, LabeledData, combine, load_labeled
+from wordofclick.datasets import SPLITS
+from wordofclick.errors import DataError
 from wordofclick.evaluate import EvaluationReport, compute_metrics, tune_thresholds
 from wordofclick.labels import DEFAULT_LABELS, LabelSet
 from wordofclick.model import (
@@ -41,6 +43,14 @@ class DataSource(Settings):
     granularity: Literal["sentence", "review"] = Field(
         "sentence", description="for SemEval-2016 XML: one example per sentence or per review"
     )
+
+    @field_validator("path")
+    @classmethod
+    def _known_corpus_split(cls, path: str) -> str:
+        split = path.removeprefix(CORPUS_PREFIX)
+        if path.startswith(CORPUS_PREFIX) and split not in SPLITS:
+            raise ValueError(f"unknown corpus split {split!r}: expected corpus:" + "|".join(SPLITS))
+        return path
 
 
 class TrainSettings(Settings):
@@ -118,7 +128,7 @@ def load_sources(sources: list[DataSource], labels: LabelSet, dedupe: bool) -> L
     """Load and combine the sources that exist; ``None`` when every one was optional and absent."""
     parts = []
     for source in sources:
-        is_file = not source.path.startswith("corpus:")
+        is_file = not source.path.startswith(CORPUS_PREFIX)
         if is_file and source.optional and not Path(source.path).exists():
             log.info("optional data %s is absent; training without it", source.path)
             continue
@@ -187,7 +197,10 @@ def train(settings: TrainSettings, progress: bool = True) -> TrainResult:
 
     train_data = load_sources(settings.train, labels, settings.dedupe)
     if train_data is None:
-        raise ValueError("train: every data source was optional and absent; nothing to train on")
+        raise DataError(
+            "train: every data source was optional and absent; nothing to train on "
+            "(check the paths under train: in the config)"
+        )
     dev_data = load_sources(settings.dev, labels, settings.dedupe) if settings.dev else None
     if dev_data is None:
         train_data, dev_data = split_dev(train_data, settings.dev_fraction, settings.seed)
