@@ -22,6 +22,7 @@ from wordofclick.aggregate import (
     ChannelReach,
     aggregate_companies,
     aggregate_file,
+    as_of_instant,
     explain_company,
 )
 from wordofclick.cli import main
@@ -559,3 +560,69 @@ def test_cli_aggregate(tmp_path):
     result = runner.invoke(main, ["aggregate", "--scores", str(bad), "--as-of", AS_OF,
                                   "--out", str(out)])
     assert result.exit_code == 1 and "error:" in result.output and "'tiktok'" in result.output
+
+
+# Repeated review ids, CSV round trip, as-of forms ------------------------------------------
+
+
+def test_a_review_id_repeated_in_one_table_counts_once_and_the_last_row_wins():
+    first = {"review_id": "r1", "company": "a", "channel": "facebook", "age_days": 3, SC: 0.1}
+    last = {**first, SC: 0.9, "shares": 4}
+    other = {"review_id": "r2", "company": "b", "age_days": 5, PC: 0.4}
+    out = aggregate_companies(table_of([first, other, last]), AS_OF)
+    want = aggregate_companies(table_of([other, last]), AS_OF)
+    assert by_company(out) == by_company(want)
+    assert by_company(out)["a"]["review_count"] == 1
+    assert out.schema.metadata[b"wordofclick.duplicate_rows"] == b"1"
+    assert want.schema.metadata[b"wordofclick.duplicate_rows"] == b"0"
+    explained = explain_company(table_of([first, other, last]), "a", AS_OF)
+    assert explained.top_reviews["review_id"].to_pylist() == ["r1"]
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_overlapping_daily_files_count_each_review_once_from_the_last_path(tmp_path, suffix):
+    base = {"company": "a", "channel": "review_site", "age_days": 2}
+    older = [{**base, "review_id": "r1", SC: 0.1}, {**base, "review_id": "r2", PC: 0.2}]
+    newer = [{**base, "review_id": "r2", PC: 0.7}, {**base, "review_id": "r3", SC: 0.5},
+             {**base, "review_id": "r3", SC: 0.6}]
+    # The later date is written first: the path, not the writing order, decides.
+    for name, rows in (("scored-2026-11-20", newer), ("scored-2026-11-19", older)):
+        scored = as_woc_score_output(table_of(rows))
+        with TableWriter(tmp_path / f"{name}{suffix}", scored.schema) as writer:
+            writer.write(scored)
+    got = aggregate_file(tmp_path / f"scored-*{suffix}", tmp_path / "o.parquet", AS_OF)
+    kept = [older[0], newer[0], newer[2]]
+    want = aggregate_companies(as_woc_score_output(table_of(kept)), AS_OF)
+    assert got["review_count"].to_pylist() == [3]
+    assert got["index"].to_pylist() == pytest.approx(want["index"].to_pylist(), rel=1e-6)
+    assert got["expected_product_complaint"].to_pylist() == pytest.approx([0.7], rel=1e-6)
+    assert got["expected_service_complaint"].to_pylist() == pytest.approx([0.7], rel=1e-6)
+    assert pq.read_table(tmp_path / "o.parquet").schema.metadata[
+        b"wordofclick.duplicate_rows"] == b"2"
+
+
+def test_csv_from_woc_score_keeps_company_names_that_look_like_formulas(tmp_path):
+    names = ["+Plus Mobile", EVIL, "-minus", "'Tis Co", "@home"]
+    rows = [{"company": name, "age_days": 2, SC: 0.5} for name in names]
+    scored = as_woc_score_output(table_of(rows))
+    with TableWriter(tmp_path / "scored.csv", scored.schema) as writer:
+        writer.write(scored)
+    assert "'+Plus Mobile" in (tmp_path / "scored.csv").read_text(encoding="utf-8")
+    got = aggregate_file(tmp_path / "scored.csv", tmp_path / "companies.csv", AS_OF)
+    assert sorted(got["company"].to_pylist()) == sorted(names)
+    with (tmp_path / "companies.csv").open(newline="", encoding="utf-8") as handle:
+        written = sorted(row["company"] for row in csv.DictReader(handle))
+    assert written == sorted(["'+Plus Mobile", "'" + EVIL, "'-minus", "'Tis Co", "'@home"])
+
+
+@pytest.mark.parametrize("basic", ["20261120", " 20261120 "])
+def test_as_of_basic_iso_date_means_the_end_of_that_day(basic):
+    assert as_of_instant(basic) == as_of_instant(AS_OF) == END
+    assert as_of_instant("2026-11-20T00:00:00") == END - timedelta(days=1)
+    assert as_of_instant("20261120T12:00") == END - timedelta(hours=12)
+    rows = [{"company": "a", "age_days": 0.1, SC: 0.5}]
+    out = aggregate_companies(table_of(rows), basic)
+    assert out["company"].to_pylist() == ["a"]
+    assert out.schema.metadata[b"wordofclick.as_of"] == b"2026-11-21T00:00:00+00:00"
+    with pytest.raises(ValueError, match="expected an ISO date"):
+        as_of_instant("20/11/2026")

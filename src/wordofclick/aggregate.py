@@ -36,7 +36,7 @@ from pydantic import Field, field_validator, model_validator
 from scipy.special import betaincinv
 
 from wordofclick.errors import DataError
-from wordofclick.exports import csv_safe_table
+from wordofclick.exports import csv_safe_table, csv_unsafe_sql
 from wordofclick.labels import ASPECTS, Label, parse_label
 from wordofclick.schema import CHANNELS, prob_column
 from wordofclick.settings import ConfigError, Settings
@@ -52,6 +52,12 @@ _PRIOR_MEAN_BOUNDS = (0.01, 0.99)
 # Lower bounds closer than this are a tie (floating-point sums differ with row order).
 _RANK_DECIMALS = 9
 _WINDOW_PATTERN = re.compile(r"^\s*(\d+)\s*([dw])\s*$")
+# Where each scored row comes from, added to the relation ``scored``: the file's path (NULL for a
+# table) and the row's position (in the file, or in the table). A review_id seen more than once
+# keeps the copy from the path that sorts last, and within it the last row (as ``woc nightly``).
+_SOURCE_FILE = "__woc_source_file"
+_SOURCE_ROW = "__woc_source_row"
+_SOURCE_COLUMNS = (_SOURCE_FILE, _SOURCE_ROW)
 
 
 class ChannelReach(Settings):
@@ -202,18 +208,25 @@ def parse_window(window: str | timedelta) -> timedelta:
 
 
 def as_of_instant(as_of: date | datetime | str) -> datetime:
-    """The end of the scoring window in UTC. A date means the end of that day (it is included).
+    """The end of the scoring window in UTC. A date means the end of that day (it is included),
+    in any ISO form (``2026-11-20``, ``20261120``); a date-time is that instant.
 
     >>> as_of_instant("2026-11-20").isoformat()
     '2026-11-21T00:00:00+00:00'
+    >>> as_of_instant("20261120").isoformat()
+    '2026-11-21T00:00:00+00:00'
     """
     if isinstance(as_of, str):
+        text = as_of.strip()
         try:
-            as_of = date.fromisoformat(as_of) if len(as_of) == 10 else datetime.fromisoformat(as_of)
+            as_of = date.fromisoformat(text)
         except ValueError:
-            raise ValueError(
-                f"as_of {as_of!r}: expected an ISO date (2026-11-20) or date-time"
-            ) from None
+            try:
+                as_of = datetime.fromisoformat(text)
+            except ValueError:
+                raise ValueError(
+                    f"as_of {text!r}: expected an ISO date (2026-11-20) or date-time"
+                ) from None
     if isinstance(as_of, datetime):
         return as_of.replace(tzinfo=timezone.utc) if as_of.tzinfo is None else as_of
     return datetime.combine(as_of + timedelta(days=1), time(), tzinfo=timezone.utc)
@@ -251,9 +264,8 @@ def aggregate_companies(
     [1]
     """
     settings = settings or AggregateSettings()
-    table = scored if isinstance(scored, pa.Table) else pa.table(scored)
     with _connect() as con:
-        con.register("scored", table)
+        _register_table(con, scored)
         frame = _frame(con, "scored input", as_of, settings, window)
         return _aggregate(con, frame, settings, "scored input")
 
@@ -348,9 +360,8 @@ def explain_company(
     if top < 1:
         raise ValueError(f"top must be at least 1, got {top}")
     settings = settings or AggregateSettings()
-    table = scored if isinstance(scored, pa.Table) else pa.table(scored)
     with _connect() as con:
-        con.register("scored", table)
+        _register_table(con, scored)
         frame = _frame(con, "scored input", as_of, settings, window)
         companies = _aggregate(con, frame, settings, "scored input")
         match = companies.filter(pc.equal(companies["company"], company))
@@ -407,26 +418,54 @@ def _connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
+def _register_table(con: duckdb.DuckDBPyConnection, scored: Any) -> None:
+    """Expose an Arrow table (or anything ``pyarrow.table`` accepts) as the relation ``scored``,
+    with each row's position so that of two rows with one review_id the last one counts."""
+    table = scored if isinstance(scored, pa.Table) else pa.table(scored)
+    table = table.drop_columns([name for name in _SOURCE_COLUMNS if name in table.column_names])
+    table = table.append_column(_SOURCE_FILE, pa.nulls(table.num_rows, pa.string()))
+    table = table.append_column(_SOURCE_ROW, pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    con.register("scored", table)
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _open_scores(con: duckdb.DuckDBPyConnection, pattern: str) -> None:
-    """Expose the scored files as the relation ``scored``."""
+    """Expose the scored files as the relation ``scored``, with each row's file and position."""
     if not glob.glob(pattern):
         raise DataError(f"{pattern}: no scored file matches; check the path or glob")
     suffix = Path(pattern).suffix.lower()
     quoted = "'" + pattern.replace("'", "''") + "'"
+    origin = f"filename = '{_SOURCE_FILE}', union_by_name = true"
     if suffix in (".parquet", ".pq"):
-        source = f"read_parquet({quoted}, union_by_name = true)"
+        source = f"read_parquet({quoted}, {origin})"
     elif suffix == ".csv":
         # Every cell as text, cast below: a company named 123 must stay a name.
-        source = f"read_csv({quoted}, header = true, all_varchar = true, union_by_name = true)"
+        source = f"read_csv({quoted}, header = true, all_varchar = true, {origin})"
     elif suffix in (".json", ".jsonl", ".ndjson"):
-        source = f"read_json({quoted}, format = 'auto', union_by_name = true)"
+        source = f"read_json({quoted}, format = 'auto', {origin})"
     else:
         raise DataError(
             f"{pattern}: unsupported scored file type {suffix!r}; "
             f"expected one of {', '.join(INPUT_SUFFIXES)}"
         )
     try:
-        con.execute(f"CREATE VIEW scored AS SELECT * FROM {source}")
+        cells = "*"
+        if suffix == ".csv":
+            # woc score's CSV guards cells a spreadsheet would run ('+Plus Mobile): undo that.
+            names = [row[0] for row in con.sql(f"DESCRIBE SELECT * FROM {source}").fetchall()]
+            cells = ", ".join(
+                _SOURCE_FILE if name == _SOURCE_FILE
+                else f"{csv_unsafe_sql(_quote_identifier(name))} AS {_quote_identifier(name)}"
+                for name in names
+            )
+        # A window over the scan alone streams in the files' order: the row's position.
+        con.execute(
+            f"CREATE VIEW scored AS SELECT {cells}, row_number() OVER () AS {_SOURCE_ROW} "
+            f"FROM {source}"
+        )
     except duckdb.Error as error:
         raise DataError(f"{pattern}: cannot read the scored rows ({_first_line(error)})") from None
 
@@ -443,7 +482,9 @@ def _frame(
     settings: AggregateSettings,
     window: str | timedelta | None,
 ) -> _Frame:
-    columns = tuple(row[0] for row in con.sql("DESCRIBE scored").fetchall())
+    columns = tuple(
+        row[0] for row in con.sql("DESCRIBE scored").fetchall() if row[0] not in _SOURCE_COLUMNS
+    )
     missing = [name for name in REQUIRED_SCORED_COLUMNS if name not in columns]
     if missing:
         raise DataError(
@@ -485,7 +526,13 @@ def _from_epoch_us(microseconds: int) -> datetime:
 
 
 def _base_sql(frame: _Frame) -> str:
-    """The scored rows with typed columns; absent optional columns read as missing."""
+    """The scored rows with typed columns, one per review_id; absent optional columns read as
+    missing.
+
+    A review_id seen more than once (overlapping daily files) keeps the copy from the file whose
+    path sorts last and, within a file or table, the last row; ``duplicates_dropped`` on the kept
+    row says how many copies were left out. Rows without a review_id are all kept.
+    """
 
     def optional(name: str, sql_type: str) -> str:
         return f"CAST({name} AS {sql_type})" if name in frame.columns else f"NULL::{sql_type}"
@@ -496,13 +543,24 @@ def _base_sql(frame: _Frame) -> str:
     )
     raw_channel = f"lower(trim({optional('channel', 'VARCHAR')}))"
     return f"""
-        SELECT CAST(review_id AS VARCHAR) AS review_id, CAST(company AS VARCHAR) AS company,
-               CAST(created_at AS TIMESTAMPTZ) AS created_at,
-               epoch_us(CAST(created_at AS TIMESTAMPTZ)) AS ts,
-               {raw_channel} AS raw_channel,
-               {optional('shares', 'DOUBLE')} AS shares, {optional('likes', 'DOUBLE')} AS likes,
-               {probs}
-        FROM scored
+        WITH typed AS (
+            SELECT CAST(review_id AS VARCHAR) AS review_id, CAST(company AS VARCHAR) AS company,
+                   CAST(created_at AS TIMESTAMPTZ) AS created_at,
+                   epoch_us(CAST(created_at AS TIMESTAMPTZ)) AS ts,
+                   {raw_channel} AS raw_channel,
+                   {optional('shares', 'DOUBLE')} AS shares,
+                   {optional('likes', 'DOUBLE')} AS likes,
+                   {probs},
+                   {_SOURCE_FILE} AS source_file, {_SOURCE_ROW} AS source_row
+            FROM scored
+        )
+        SELECT * EXCLUDE (source_file, source_row),
+               CASE WHEN review_id IS NULL THEN 0
+                    ELSE count(*) OVER (PARTITION BY review_id) - 1 END AS duplicates_dropped
+        FROM typed
+        QUALIFY review_id IS NULL
+             OR row_number() OVER (PARTITION BY review_id
+                                   ORDER BY source_file DESC NULLS LAST, source_row DESC) = 1
     """
 
 
@@ -538,7 +596,7 @@ def _check_counts(sums: pa.Table, frame: _Frame, settings: AggregateSettings,
             "with the 'other' reach"
         )
     return {"undated_rows": total("rows_undated"), "future_rows": total("rows_future"),
-            "unknown_channel_rows": unknown}
+            "unknown_channel_rows": unknown, "duplicate_rows": total("rows_duplicate")}
 
 
 def _reviews_sql(frame: _Frame, settings: AggregateSettings) -> str:
@@ -611,6 +669,7 @@ def _company_sums(con: duckdb.DuckDBPyConnection, frame: _Frame,
                sum(pos) AS positive_woc, sum(reach) AS reach_sum,
                count(*) FILTER (WHERE company IS NULL) AS rows_without_company,
                count(*) FILTER (WHERE ts IS NULL) AS rows_undated,
+               sum(duplicates_dropped) AS rows_duplicate,
                count(*) FILTER (WHERE ts >= {frame.end_us}) AS rows_future,
                count(*) FILTER (WHERE shares < 0 OR likes < 0) AS rows_negative_engagement,
                count(*) FILTER (WHERE {unknown}) AS rows_unknown_channel,
@@ -632,6 +691,9 @@ def _aggregate(con: duckdb.DuckDBPyConnection, frame: _Frame, settings: Aggregat
     if counts["undated_rows"]:
         log.warning("%s: %d row(s) without created_at left out (no window to place them in)",
                     source, counts["undated_rows"])
+    if counts["duplicate_rows"]:
+        log.warning("%s: %d repeated row(s) of a review_id left out (the copy from the path that "
+                    "sorts last, then the last row, counts)", source, counts["duplicate_rows"])
     current = _score_window(sums.filter(pc.equal(sums["win"], 0)), frame, settings)
     previous = _score_window(sums.filter(pc.equal(sums["win"], 1)), frame, settings)
     table = _with_trend(_with_rank(current), previous, settings)
