@@ -253,8 +253,9 @@ def aggregate_companies(
     ``scored`` is a pyarrow Table (or anything ``pyarrow.table`` accepts) with review_id, company,
     created_at, optional channel/shares/likes and one ``prob_<label>`` column per label. Rows
     without ``created_at`` cannot be placed in a window and are left out (counted in the schema
-    metadata ``wordofclick.undated_rows``); rows after ``as_of`` are left out too. See
-    docs/word_of_click.md for the columns.
+    metadata ``wordofclick.undated_rows``); rows after ``as_of`` are left out too. A review_id
+    seen more than once counts once, its last row (``wordofclick.duplicate_rows`` counts the
+    copies left out). See docs/word_of_click.md for the columns.
 
     >>> import datetime as dt
     >>> rows = {"review_id": ["r1"], "company": ["Acme"], "channel": ["facebook"],
