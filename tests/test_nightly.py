@@ -212,10 +212,39 @@ def test_since_rescores_what_another_model_scored(tmp_path, make, tiny_model_dir
                         "ORDER BY 1")
     assert scores == [{"logical_date": D1, "model_versions": "tiny:test-2"},
                       {"logical_date": D2, "model_versions": "tiny:test-2"}]
-    assert run(new, D2, since=D1).status == "no-op"
+    # Nothing left to re-score: --since still recomputes every date, to the same scores.
+    before = content(new)
+    again = run(new, D2, since=D1)
+    assert (again.status, again.dates_scored, again.reviews_scored) == ("succeeded", (D1, D2), 0)
+    after = content(new)
+    for name in RESULT_TABLES:
+        assert after[name] == before[name], name
 
     with pytest.raises(ConfigError, match="--since 2026-11-20 is after the logical date"):
         run(new, D2, since=D3)
+
+
+def test_since_recomputes_every_date_after_a_late_review(tmp_path, make):
+    write_jsonl(tmp_path / "in" / "day1.jsonl", [review(i, D1) for i in range(4)])
+    write_jsonl(tmp_path / "in" / "day2.jsonl", [review(i, D2) for i in range(4, 7)])
+    write_jsonl(tmp_path / "in" / "day3.jsonl", [review(i, D3) for i in range(7, 9)])
+    settings = make(tmp_path / "in")
+    for day in (D1, D2, D3):
+        run(settings, day)
+    query = ("SELECT logical_date, sum(review_count) AS n FROM company_scores "
+             "GROUP BY ALL ORDER BY 1")
+    assert table(settings, query) == [{"logical_date": D1, "n": 4}, {"logical_date": D2, "n": 7},
+                                      {"logical_date": D3, "n": 9}]
+
+    # A review of D1 arrives after D3 ran: same model and config, yet D1..D3 must change.
+    write_jsonl(tmp_path / "in" / "late.jsonl", [review(20, D1)])
+    backfill = run(settings, D3, since=D1)
+    assert backfill.status == "succeeded" and backfill.dates_scored == (D1, D2, D3)
+    assert (backfill.files_read, backfill.files_skipped, backfill.reviews_new) == (1, 3, 1)
+    assert backfill.reviews_rescored == 0  # the stored reviews' model did not change
+    assert table(settings, query) == [{"logical_date": D1, "n": 5}, {"logical_date": D2, "n": 8},
+                                      {"logical_date": D3, "n": 10}]
+    assert table(settings, "SELECT count(*) AS n FROM predictions") == [{"n": 10}]
 
 
 def test_dry_run_writes_nothing(tmp_path, make):

@@ -655,16 +655,10 @@ class _NightlyRun:
             self.log("skipped", message=f"{self.logical} already succeeded; --force redoes it")
             return self._summary("no-op", report=self._report_if_stale(store))
         self._load_model_identity()
-        dates = self._dates_to_score(store)
-        if (
-            self.since is not None
-            and not self.force
-            and not dates
-            and not _count(store, self._stored_rescore_sql())
-        ):
-            self.log("skipped", message=f"{self.since} to {self.logical} already scored with "
-                                        "this model and config; --force redoes them")
-            return self._summary("no-op", report=self._report_if_stale(store))
+        # With --since every date in the range is recomputed, whatever ran before: late or
+        # edited reviews of earlier days change their scores; the model only decides what to
+        # re-score (see _rescore_sql).
+        dates = self._dates_to_score()
         self.work.mkdir(parents=True)
         try:
             plan = self._read_and_plan(store)
@@ -723,15 +717,10 @@ class _NightlyRun:
                  complaint_macro_f1=round(result.dev_report.complaint_macro_f1, 4),
                  seconds=round(result.seconds, 1))
 
-    def _dates_to_score(self, store: Store) -> list[date]:
-        if self.since is None:
-            return [self.logical]
-        days = (self.logical - self.since).days + 1
-        dates = [self.since + timedelta(days=i) for i in range(days)]
-        if self.force:
-            return dates
-        current = (self.model_name, self.model_version, self.fingerprint)
-        return [d for d in dates if _latest_covering(store, d) != current]
+    def _dates_to_score(self) -> list[date]:
+        """The logical date, or every date from ``--since`` to it."""
+        first = self.logical if self.since is None else self.since
+        return [first + timedelta(days=i) for i in range((self.logical - first).days + 1)]
 
     def _rescore_sql(self, created_at: str, model_name: str, model_version: str) -> str:
         """SQL condition on a stored review: --since must re-score it (never without --since)."""
@@ -1145,17 +1134,6 @@ def _covered(store: Store, day: date) -> bool:
         [day],
     ).fetchall()[0]
     return count > 0
-
-
-def _latest_covering(store: Store, day: date) -> tuple[str | None, str | None, str | None] | None:
-    """Model name, version and config fingerprint of the last run that computed ``day``."""
-    rows = store.con.execute(
-        "SELECT model_name, model_version, config_fingerprint FROM runs "
-        "WHERE status = 'succeeded' AND ? BETWEEN coalesce(since, logical_date) AND logical_date "
-        "ORDER BY finished_at DESC LIMIT 1",
-        [day],
-    ).fetchall()
-    return tuple(rows[0]) if rows else None
 
 
 def _count(store: Store, where: str) -> int:
