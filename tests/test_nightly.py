@@ -27,6 +27,7 @@ from wordofclick.nightly import (
     RunSummary,
     run_nightly,
 )
+from wordofclick.settings import build_settings
 from wordofclick.store import LockedError, Store
 
 D1, D2, D3 = date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20)
@@ -364,6 +365,20 @@ def test_cli_runs_the_job_and_maps_errors_to_exit_codes(tmp_path, make):
     assert bad_date.exit_code == EXIT_USAGE and "expected a date such as" in bad_date.stderr
     engine = runner.invoke(main, [*cli_args(settings, D1), "--engine", "spark"])
     assert engine.exit_code == EXIT_USAGE and "unknown engine 'spark'" in engine.stderr
+
+
+def test_engine_options_are_checked_when_the_settings_are_built():
+    pytest.importorskip("wordofclick.ray_engine")
+    options = {"address": "auto", "actors": 2, "cpus_per_actor": 1.5}
+    assert NightlySettings(engine_options=options).engine_options == options
+    with pytest.raises(ConfigError, match=r"nightly\.yaml: .*unknown key 'actor'; expected one of: "
+                                           r"actors, address, batch_size, cpus_per_actor"):
+        build_settings(NightlySettings, {"engine_options": {"actor": 2}}, "nightly.yaml")
+    with pytest.raises(ConfigError, match="'actors': Input should be greater than or equal to 1"):
+        build_settings(NightlySettings, {"engine_options": {"actors": 0}}, "nightly.yaml")
+    result = CliRunner().invoke(main, ["nightly", "engine_options.cpus_per_actor=-1"])
+    assert result.exit_code == EXIT_USAGE
+    assert "cpus_per_actor': Input should be greater than 0" in result.stderr
 
 
 def test_second_run_exits_75_naming_the_lock_holder(tmp_path, make):

@@ -136,6 +136,22 @@ class NightlySettings(Settings):
                 )
         return value
 
+    @field_validator("engine_options")
+    @classmethod
+    def _known_engine_options(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # Checked when the settings are built, not hours later when the engine starts; the
+        # engine itself is never imported for an empty mapping (every option has a default).
+        if not value:
+            return value
+        try:
+            from wordofclick.ray_engine import RaySettings
+        except ModuleNotFoundError as error:
+            if error.name != "wordofclick.ray_engine":
+                raise
+            return value  # an installation without the ray engine: nothing to check against
+        build_settings(RaySettings, value, "engine_options")  # ConfigError, hence ValueError
+        return value
+
     @property
     def store_path(self) -> Path:
         return Path(self.store)
@@ -432,13 +448,8 @@ def score_with_ray(
 
     Its settings (address, actors, CPUs per actor) come from ``settings.engine_options``.
     """
-    try:
-        from wordofclick.ray_engine import score_nightly
-    except ModuleNotFoundError as error:
-        raise ConfigError(
-            f"the ray engine is not available in this installation ({error}); "
-            "use --engine local"
-        ) from None
+    from wordofclick.ray_engine import score_nightly  # imports Ray itself, only when it runs
+
     score_nightly(rows, out_dir, settings, on_chunk)
 
 
