@@ -250,10 +250,10 @@ def test_since_recomputes_every_date_after_a_late_review(tmp_path, make):
 
 def test_dry_run_writes_nothing(tmp_path, make):
     write_jsonl(tmp_path / "in" / "day1.jsonl", [review(i, D1) for i in range(6)])
-    settings = make(tmp_path / "in")
+    settings = make(tmp_path / "in", store="data/woc.duckdb")
     dry = run(settings, D1, dry_run=True)
     assert (dry.status, dry.reviews_new, dry.dates_scored) == ("dry-run", 6, (D1,))
-    assert not Path(settings.store).exists()
+    assert not (tmp_path / "data").exists()  # no store, lock file, work area or folder
     assert "would score 6 review(s)" in "\n".join(dry.lines())
 
     run(settings, D1)
@@ -263,6 +263,9 @@ def test_dry_run_writes_nothing(tmp_path, make):
     assert (dry.files_read, dry.files_skipped, dry.reviews_new) == (1, 1, 2)
     assert content(settings) == before
     assert not settings.work_path.exists()
+    assert settings.lock_path.read_text() == ""  # the lock a run made is taken and released
+    with RunLock(settings.lock_path, run_id="the-holder"), pytest.raises(LockedError):
+        run(settings, D2, dry_run=True)  # never reads a store that a run is changing
 
 
 def test_rejects_are_kept_with_reasons_and_replaced_when_the_file_changes(tmp_path, make):

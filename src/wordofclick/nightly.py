@@ -34,6 +34,7 @@ import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -600,7 +601,10 @@ class _NightlyRun:
                  dry_run=self.dry_run, store=str(self.settings.store_path))
         lock = RunLock(self.settings.lock_path, self.run_id)
         try:
-            lock.acquire()
+            # A dry run creates no folder and no file: it takes the lock only where a run made
+            # the lock file already (so it never reads a store that a run is changing).
+            if not self.dry_run or lock.path.is_file():
+                lock.acquire()
         except LockedError as error:
             self.log("locked", message=str(error))
             raise
@@ -658,7 +662,7 @@ class _NightlyRun:
     # -- the stages ------------------------------------------------------------------------------
 
     def _run(self, store: Store) -> RunSummary:
-        if self.work.exists():
+        if self.work.exists() and not self.dry_run:
             self.log("work_area_discarded", path=str(self.work),
                      message="left by an interrupted run")
             shutil.rmtree(self.work)
@@ -670,7 +674,11 @@ class _NightlyRun:
         # edited reviews of earlier days change their scores; the model only decides what to
         # re-score (see _rescore_sql).
         dates = self._dates_to_score()
-        self.work.mkdir(parents=True)
+        if self.dry_run:
+            # Not beside the store: its folder may not exist, and a dry run must not create it.
+            self.work = Path(tempfile.mkdtemp(prefix="woc-nightly-dry-run-"))
+        else:
+            self.work.mkdir(parents=True)
         try:
             plan = self._read_and_plan(store)
             self.log("planned", dates=[str(d) for d in dates], to_score=plan.to_score,
