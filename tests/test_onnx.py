@@ -91,7 +91,8 @@ def test_export_refuses_a_file_that_disagrees(exported, tmp_path, monkeypatch):
     original = OnnxBackend.__call__
     monkeypatch.setattr(OnnxBackend, "__call__", lambda self, i, m: -original(self, i, m))
     with pytest.raises(
-        ModelFolderError, match=r"onnx: label agreement 0\.00%.*\(int8 was not attempted\)"
+        ModelFolderError,
+        match=r"onnx: same labels for 0\.00% of 200 texts.*\(int8 was not attempted\)",
     ):
         export_onnx(copy, quantize="int8", check_texts=TEXTS)
     assert not (copy / "onnx" / "model.onnx").exists()
@@ -104,5 +105,5 @@ def test_cli_export_onnx(tiny_model_dir, tmp_path):
     shutil.copytree(tiny_model_dir, folder)
     result = CliRunner().invoke(main, ["export-onnx", "--model", str(folder)])
     assert result.exit_code == 0, result.output
-    assert "onnx: " in result.output and "label agreement 100.00%" in result.output
+    assert "onnx: " in result.output and "same labels for 100.00%" in result.output
     assert pick_auto(folder) == "onnx"

@@ -166,6 +166,7 @@ class ExportCheck:
     path: str
     texts: int
     label_agreement: float  # share of texts whose thresholded labels are all identical
+    decision_agreement: float  # share of (text, label) decisions that are identical
     max_abs_prob_diff: float
     size_mb: float
     seconds: float
@@ -173,9 +174,9 @@ class ExportCheck:
 
     def summary(self) -> str:
         return (
-            f"{self.backend}: {self.path} ({self.size_mb:.1f} MB), label agreement "
-            f"{self.label_agreement:.2%} on {self.texts} texts, largest probability difference "
-            f"{self.max_abs_prob_diff:.4f}"
+            f"{self.backend}: {self.path} ({self.size_mb:.1f} MB), same labels for "
+            f"{self.label_agreement:.2%} of {self.texts} texts ({self.decision_agreement:.2%} of "
+            f"label decisions), largest probability difference {self.max_abs_prob_diff:.4f}"
         )
 
 
@@ -188,8 +189,9 @@ def export_onnx(
     """Export a saved model to ONNX (and int8 with ``quantize="int8"``), checked against PyTorch.
 
     Each file is compared with the PyTorch outputs on ``check_texts`` (default: up to 1,000 texts
-    of the bundled corpus, else generated ones). A file whose label agreement is below
-    ``min_agreement`` is deleted and :class:`~wordofclick.errors.ModelFolderError` is raised.
+    of the bundled corpus, else generated ones). A file that gives fewer than ``min_agreement``
+    of the texts the same labels as PyTorch is deleted, and
+    :class:`~wordofclick.errors.ModelFolderError` is raised.
 
     >>> for check in export_onnx("models/default", quantize="int8"):  # doctest: +SKIP
     ...     print(check.summary())
@@ -223,7 +225,9 @@ def export_onnx(
 
         def quantize_int8(path: Path) -> None:
             with _quiet_quantizer():
-                quantize_dynamic(fp32, path, weight_type=QuantType.QInt8)
+                # Per-channel weight scales: same speed as per-tensor, and on the default model
+                # 96% instead of 92% of texts kept their labels.
+                quantize_dynamic(fp32, path, weight_type=QuantType.QInt8, per_channel=True)
 
         checks.append(compare("onnx-int8", quantize_int8))
     _record(folder, checks)
@@ -232,7 +236,7 @@ def export_onnx(
         skipped = " (int8 was not attempted)" if quantize and len(checks) == 1 else ""
         raise ModelFolderError(
             "; ".join(
-                f"{c.backend}: label agreement {c.label_agreement:.2%} on {c.texts} texts is "
+                f"{c.backend}: same labels for {c.label_agreement:.2%} of {c.texts} texts, "
                 f"below {min_agreement:.2%} (largest probability difference "
                 f"{c.max_abs_prob_diff:.4f}), so {c.path} was deleted"
                 for c in failed
@@ -388,8 +392,8 @@ def _export_checked(
     backend = OnnxBackend(partial)
     got = ComplaintClassifier(reference.tokenizer, reference.meta, backend).predict_proba(texts)
     del backend  # the session holds the file open
-    same = (reference.decide(got) == reference.decide(expected)).all(axis=1)
-    agreement = float(same.mean())
+    same = reference.decide(got) == reference.decide(expected)
+    agreement = float(same.all(axis=1).mean())
     kept = agreement >= min_agreement
     size_mb = partial.stat().st_size / 2**20
     if kept:
@@ -402,6 +406,7 @@ def _export_checked(
         path=str(final),
         texts=len(texts),
         label_agreement=agreement,
+        decision_agreement=float(same.mean()),
         max_abs_prob_diff=float(np.abs(got - expected).max()),
         size_mb=size_mb,
         seconds=time.perf_counter() - started,
