@@ -20,7 +20,6 @@ import argparse
 import itertools
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -113,12 +112,12 @@ def pipeline_scorer(model: Path) -> Callable[[list[str]], np.ndarray]:
 def peak_rss_mb(model: Path, path: str, texts_file: Path) -> float:
     """Peak resident memory of a fresh process that loads ``path`` and scores the texts."""
     code = (
-        "import resource, sys\n"
+        "import sys\n"
         "sys.path.insert(0, sys.argv[1])\n"
-        "from bench_score import scorers\n"
+        "from bench_score import scorers, vm_hwm_mb\n"
         "texts = open(sys.argv[4], encoding='utf-8').read().split('\\x1e')\n"
         "scorers(__import__('pathlib').Path(sys.argv[2]), [sys.argv[3]])[sys.argv[3]](texts)\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+        "print(vm_hwm_mb())\n"
     )
     args = [
         sys.executable,
@@ -130,7 +129,15 @@ def peak_rss_mb(model: Path, path: str, texts_file: Path) -> float:
         str(texts_file),
     ]
     result = subprocess.run(args, capture_output=True, text=True, check=True)
-    return int(result.stdout.split()[-1]) / 1024  # ru_maxrss is in KiB on Linux
+    return float(result.stdout.split()[-1])
+
+
+def vm_hwm_mb() -> float:
+    """This process's peak RSS. Not ``ru_maxrss``: Linux carries that over from the parent
+    through fork and exec, so every child of a big process would report the parent's peak."""
+    with open("/proc/self/status") as status:
+        kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    return kib / 1024
 
 
 def complaint_f1(model: Path, score: Callable[[list[str]], np.ndarray]) -> float | None:
@@ -244,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             f"| {name} | {rate:.0f} | {fmt(ratio, '.2f')}x | {fmt(same_texts, '.2%')} "
             f"| {fmt(same_decisions, '.2%')} | {fmt(diff, '.4f')} | {f1_text} | {memory:,.0f} MB |"
         )
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    own = vm_hwm_mb()
     print(
         f"(peak RSS: a fresh process scoring {args.memory_texts:,} texts per path; "
         f"this process, all paths loaded: {own:,.0f} MB)"
