@@ -89,22 +89,25 @@ def scorers(model: Path, paths: Sequence[str]) -> dict[str, Callable[[list[str]]
 def pipeline_scorer(model: Path) -> Callable[[list[str]], np.ndarray]:
     """``pipeline("text-classification")`` with its defaults (batch size 1, no truncation).
 
-    ``top_k=None`` only asks for every label's score instead of the top one, which a multi-label
-    model needs; it changes post-processing, not inference.
+    ``top_k=None`` asks for every label's score instead of the top one, which a multi-label
+    model needs, and ``function_to_apply="none"`` for the raw logits, to which the model's own
+    calibration is applied as our paths do: both change post-processing, not inference.
     """
     from transformers import pipeline
 
     from wordofclick.model import ModelMeta
 
-    labels = ModelMeta.read(model).labels
+    meta = ModelMeta.read(model)
     pipe = pipeline("text-classification", model=str(model), device=-1)
 
     def score(texts: list[str]) -> np.ndarray:
-        results = pipe(texts, top_k=None)
-        return np.array(
-            [[{r["label"]: r["score"] for r in row}[label] for label in labels] for row in results],
+        results = pipe(texts, top_k=None, function_to_apply="none")
+        logits = np.array(
+            [[{r["label"]: r["score"] for r in row}[label] for label in meta.labels]
+             for row in results],
             dtype=np.float32,
         )
+        return meta.calibrate(logits)
 
     return score
 

@@ -211,3 +211,29 @@ def test_cli_behaviour_flag(tiny_model_dir, tmp_path):
     assert "behavioural tests" in result.output
     saved = json.loads((tmp_path / "eval" / "evaluation.json").read_text(encoding="utf-8"))
     assert saved["extra"]["behaviour"]["cases"] == len(load_behaviour())
+
+
+def test_cli_record_keeps_report_and_baseline_in_the_model_card(tiny_model_dir, tmp_path):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    weights = (model / "model.safetensors").read_bytes()
+    args = ["evaluate", "--model", str(model), "--data", "corpus:test", "--out",
+            str(tmp_path / "eval"), "--behaviour", "--baseline", str(tiny_model_dir), "--record"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    meta = json.loads((model / "wordofclick.json").read_text(encoding="utf-8"))
+    (entry,) = meta["evaluations"]
+    assert entry["data"] == "corpus:test"
+    assert entry["report"]["complaint_macro_f1"] == entry["baseline"]["complaint_macro_f1"]
+    card = (model / "README.md").read_text(encoding="utf-8")
+    assert "## Evaluation on held-out data" in card
+    assert f"| corpus:test | {entry['report']['examples']} |" in card
+    assert "beside the baseline" in card and "per industry" in card
+    assert "Behavioural tests:" in card and "| negation |" in card
+    # Recording again on the same data replaces the entry; the weights are never rewritten.
+    assert CliRunner().invoke(main, [*args[:-3], "--record"]).exit_code == 0
+    meta = json.loads((model / "wordofclick.json").read_text(encoding="utf-8"))
+    assert len(meta["evaluations"]) == 1 and "baseline" not in meta["evaluations"][0]
+    assert (model / "model.safetensors").read_bytes() == weights

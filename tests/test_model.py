@@ -126,3 +126,42 @@ def test_missing_format_version_is_called_corrupt(tiny_model_dir, tmp_path):
     (folder / META_FILE).write_text(json.dumps(meta))
     with pytest.raises(ModelFolderError, match=r"format_version is missing"):
         ComplaintClassifier.from_pretrained(folder)
+
+
+def test_calibration_is_applied_to_the_logits(tiny_model_dir, tmp_path):
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "calibrated")
+    texts = ["rude staff", "great food", "we went on a tuesday"]
+    logits = ComplaintClassifier.from_pretrained(folder).logits(texts)
+    meta = json.loads((folder / META_FILE).read_text())
+    meta.update(logit_scale=[2.0, 1.0, 0.5, 1.0], logit_bias=[-1.0, 0.0, 0.25, 3.0])
+    (folder / META_FILE).write_text(json.dumps(meta))
+    got = ComplaintClassifier.from_pretrained(folder).predict_proba(texts)
+    scale, bias = np.array(meta["logit_scale"]), np.array(meta["logit_bias"])
+    np.testing.assert_allclose(got, 1 / (1 + np.exp(-(logits * scale + bias))), rtol=1e-5)
+
+
+def test_version_1_folders_without_calibration_still_load(tiny_model_dir, tmp_path):
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "v1")
+    meta = json.loads((folder / META_FILE).read_text())
+    for key in ("logit_scale", "logit_bias", "evaluations"):
+        del meta[key]
+    meta["format_version"] = 1
+    (folder / META_FILE).write_text(json.dumps(meta))
+    classifier = ComplaintClassifier.from_pretrained(folder)
+    logits = classifier.logits(["rude staff"])
+    np.testing.assert_allclose(classifier.predict_proba(["rude staff"]), 1 / (1 + np.exp(-logits)),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("logit_scale", [1.0, 1.0], r"logit_scale has 2 values for 4 labels"),
+    ("logit_scale", [1.0, 0.0, 1.0, 1.0], r"every scale must be positive"),
+    ("logit_bias", [0.0], r"logit_bias has 1 values for 4 labels"),
+])
+def test_bad_calibration_is_refused(tiny_model_dir, tmp_path, field, value, message):
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "bad")
+    meta = json.loads((folder / META_FILE).read_text())
+    meta[field] = value
+    (folder / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ModelFolderError, match=message):
+        ComplaintClassifier.from_pretrained(folder)

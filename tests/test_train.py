@@ -8,9 +8,16 @@ import numpy as np
 import pytest
 
 from wordofclick.errors import DataError
+from wordofclick.evaluate import compute_metrics
 from wordofclick.model import META_FILE, ComplaintClassifier
 from wordofclick.settings import load_settings
-from wordofclick.train import TrainSettings, length_grouped_batches, positive_weights, train
+from wordofclick.train import (
+    DataSource,
+    TrainSettings,
+    length_grouped_batches,
+    positive_weights,
+    train,
+)
 
 EXAMPLES = [
     ("the waiter was rude and ignored us", ["service_complaint"]),
@@ -26,18 +33,19 @@ EXAMPLES = [
 ]
 
 
-def write_data(folder, name="train.jsonl", repeat=4):
+def write_data(folder, name="train.jsonl", repeat=4, tag=""):
     path = folder / name
     with path.open("w", encoding="utf-8") as handle:
         for i in range(repeat):
             for text, labels in EXAMPLES:
-                handle.write(json.dumps({"text": f"{text} {'!' * i}", "labels": labels}) + "\n")
+                line = {"text": f"{text} {tag}{'!' * i}", "labels": labels}
+                handle.write(json.dumps(line) + "\n")
     return path
 
 
 def tiny_settings(tmp_path, base, **extra):
     data = write_data(tmp_path)
-    dev = write_data(tmp_path, "dev.jsonl", repeat=1)
+    dev = write_data(tmp_path, "dev.jsonl", repeat=1, tag="(dev) ")
     values = {
         "base_model": str(base), "train": [str(data)], "dev": [str(dev)], "epochs": 2,
         "batch_size": 8, "learning_rate": 1e-3, "max_length": 32,
@@ -98,6 +106,94 @@ def test_dev_split_held_out_when_no_dev(tiny_base_dir, tmp_path):
     meta = json.loads((result.model_dir / META_FILE).read_text())
     assert meta["training"]["dev_examples"] == 10
     assert meta["training"]["train_examples"] == 30
+
+
+def test_a_source_can_give_part_of_itself_to_dev(tiny_base_dir, tmp_path):
+    extra = write_data(tmp_path, "extra.jsonl", repeat=2, tag="(extra) ")
+    settings = tiny_settings(tmp_path, tiny_base_dir, max_steps=1)
+    settings.train.append(DataSource(path=str(extra), dev_fraction=0.5))
+    result = train(settings, progress=False)
+    training = json.loads((result.model_dir / META_FILE).read_text())["training"]
+    # 40 + half of 20 extra in train; the 10 dev rows plus the other half of extra in dev
+    assert (training["train_examples"], training["dev_examples"]) == (50, 20)
+
+
+def test_training_texts_also_in_dev_are_dropped(tiny_base_dir, tmp_path):
+    settings = tiny_settings(tmp_path, tiny_base_dir, max_steps=1)
+    # Same texts as the first repeat of the training file, up to case and spacing.
+    dev = tmp_path / "overlap.jsonl"
+    dev.write_text("".join(
+        json.dumps({"text": text.upper().replace(" ", "  "), "labels": labels}) + "\n"
+        for text, labels in EXAMPLES
+    ))
+    settings.dev = [DataSource(path=str(dev))]
+    training = json.loads((train(settings, progress=False).model_dir / META_FILE).read_text())
+    assert training["training"]["train_examples"] == 30
+
+
+def test_platt_calibration_is_saved_and_applied(tiny_base_dir, tmp_path):
+    calibrated = train(tiny_settings(tmp_path, tiny_base_dir), progress=False)
+    meta = json.loads((calibrated.model_dir / META_FILE).read_text())
+    assert len(meta["logit_scale"]) == len(meta["logit_bias"]) == 4
+    assert all(s > 0 for s in meta["logit_scale"])
+    clf = ComplaintClassifier.from_pretrained(calibrated.model_dir)
+    texts = [t for t, _ in EXAMPLES]
+    logits = clf.logits(texts)
+    expected = 1 / (1 + np.exp(-(logits * meta["logit_scale"] + meta["logit_bias"])))
+    np.testing.assert_allclose(clf.predict_proba(texts), expected, rtol=1e-5)
+    # The reported dev metrics are those of the calibrated probabilities and saved thresholds.
+    dev = [f"{t} (dev) " for t, _ in EXAMPLES]
+    targets = np.array([[int(n in labels) for n in clf.labels.names] for _, labels in EXAMPLES])
+    report = compute_metrics(targets, clf.predict_proba(dev), clf.thresholds, clf.labels)
+    assert report.micro_f1 == pytest.approx(meta["dev_metrics"]["micro_f1"])
+
+    (tmp_path / "plain").mkdir()
+    plain = train(tiny_settings(tmp_path / "plain", tiny_base_dir, calibration="none"),
+                  progress=False)
+    meta = json.loads((plain.model_dir / META_FILE).read_text())
+    assert meta["logit_scale"] == [] and meta["logit_bias"] == []
+
+
+def test_smaller_student_saves_and_loads_with_its_layer_count(tiny_base_dir, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    result = train(tiny_settings(tmp_path, tiny_base_dir, num_layers=1, max_steps=2),
+                   progress=False)
+    config = json.loads((result.model_dir / "config.json").read_text())
+    assert config["num_hidden_layers"] == 1
+    plain = AutoModelForSequenceClassification.from_pretrained(result.model_dir)
+    assert len(plain.bert.encoder.layer) == 1
+    # the one layer kept is the base model's last one, as trained before fine-tuning
+    from safetensors.numpy import load_file
+
+    base = load_file(tiny_base_dir / "model.safetensors")
+    (tmp_path / "lr0").mkdir()
+    untrained = train(tiny_settings(tmp_path / "lr0", tiny_base_dir, num_layers=1, max_steps=1,
+                                    learning_rate=1e-30, output_dir=str(tmp_path / "lr0")),
+                      progress=False)
+    kept = load_file(untrained.model_dir / "model.safetensors")
+    name = "encoder.layer.{}.output.dense.weight"
+    np.testing.assert_allclose(kept["bert." + name.format(0)], base[name.format(1)], rtol=1e-6)
+
+
+def test_too_many_layers_is_an_error(tiny_base_dir, tmp_path):
+    with pytest.raises(ValueError, match=r"num_layers=3: the base model has 2 layers"):
+        train(tiny_settings(tmp_path, tiny_base_dir, num_layers=3), progress=False)
+
+
+def test_distillation_mixes_the_teachers_probabilities(tiny_model_dir, tiny_base_dir, tmp_path):
+    from wordofclick.data import load_labeled
+    from wordofclick.labels import LabelSet
+    from wordofclick.train import distillation_targets
+
+    data = load_labeled(write_data(tmp_path, repeat=1), LabelSet.default())
+    teacher = ComplaintClassifier.from_pretrained(tiny_model_dir).predict_proba(data.texts)
+    mixed = distillation_targets(data, str(tiny_model_dir), 0.25, LabelSet.default())
+    np.testing.assert_allclose(mixed, 0.75 * data.targets + 0.25 * teacher, rtol=1e-5)
+    student = train(tiny_settings(tmp_path, tiny_base_dir, teacher=str(tiny_model_dir),
+                                  max_steps=2), progress=False)
+    meta = json.loads((student.model_dir / META_FILE).read_text())
+    assert meta["training"]["settings"]["teacher"] == str(tiny_model_dir)
 
 
 def test_empty_training_data_is_an_error(tiny_base_dir, tmp_path):

@@ -105,16 +105,30 @@ def train_command(config_path: Path | None, overrides: tuple[str, ...], quiet: b
               type=click.Choice(["torch", "onnx", "onnx-int8", "auto"]))
 @click.option("--behaviour", is_flag=True,
               help="Also run the packaged behavioural test set and report its pass rates.")
+@click.option("--baseline", "baseline_dir", type=click.Path(path_type=Path), default=None,
+              help="Another model folder evaluated on the same data, reported beside this one.")
+@click.option("--record", is_flag=True,
+              help="Keep the report in the model's wordofclick.json and model card.")
 def evaluate_command(model_dir: Path, data: str, out: Path | None, reviews: bool,
-                     backend: str, behaviour: bool) -> None:
+                     backend: str, behaviour: bool, baseline_dir: Path | None,
+                     record: bool) -> None:
     """Per-label precision, recall, F1 and calibration on labeled data; table + JSON report."""
-    from wordofclick.evaluate import evaluate_model, print_report
+    from wordofclick.evaluate import evaluate_model, print_report, record_evaluation
 
     out = out or model_dir / "eval"
+    granularity = "review" if reviews else "sentence"
     report = evaluate_model(model_dir, data, out=out, backend=backend,
-                            granularity="review" if reviews else "sentence", behaviour=behaviour)
+                            granularity=granularity, behaviour=behaviour)
     print_report(report)
     click.echo(f"report: {out / 'evaluation.json'}")
+    baseline = None
+    if baseline_dir is not None:
+        baseline = evaluate_model(baseline_dir, data, out=out / "baseline", backend=backend,
+                                  granularity=granularity)
+        print_report(baseline)
+        click.echo(f"baseline report: {out / 'baseline' / 'evaluation.json'}")
+    if record:
+        click.echo(f"recorded in {record_evaluation(model_dir, report, baseline)}")
 
 
 @main.command("aggregate")

@@ -78,6 +78,19 @@ def _normalise(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
+def drop_overlap(data: LabeledData, held_out: LabeledData) -> tuple[LabeledData, int]:
+    """``data`` without the texts (case/space-blind) that ``held_out`` also has, and how many.
+
+    Public review sets reuse sentences across files: a dev sentence left in train would make
+    the dev score, early stopping and the thresholds optimistic.
+    """
+    seen = {_normalise(text) for text in held_out.texts}
+    keep = [i for i, text in enumerate(data.texts) if _normalise(text) not in seen]
+    kept = data.subset(keep)
+    kept.set_aside = data.set_aside
+    return kept, len(data) - len(keep)
+
+
 def combine(parts: Iterable[LabeledData], labels: LabelSet, dedupe: bool = True) -> LabeledData:
     """Concatenate labeled data, keeping the first copy of texts that repeat (case/space-blind)."""
     texts: list[str] = []

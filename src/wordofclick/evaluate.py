@@ -73,6 +73,37 @@ def expected_calibration_error(
     return float(error)
 
 
+def fit_platt_scaling(targets: np.ndarray, logits: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per label, ``scale`` and ``bias`` so that ``sigmoid(scale * logit + bias)`` is calibrated.
+
+    Platt scaling: a one-feature logistic regression on each label's logit, fitted on dev. It
+    corrects both the over-confidence of fine-tuning (the scale, as temperature scaling does) and
+    the upward shift that positive-class weights in the loss put on every probability (the
+    bias). Monotone, so it keeps each label's ranking. A label whose dev data has one class only,
+    or whose fit would invert the ranking, keeps the identity.
+
+    >>> z = np.array([[-4.0], [-2.0], [0.0], [2.0], [4.0], [6.0]])
+    >>> y = np.array([[0], [0], [0], [1], [0], [1]])
+    >>> scale, bias = fit_platt_scaling(y, z)
+    >>> 0 < scale[0] < 1 and bias[0] < 0
+    True
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    scales, biases = [], []
+    for j in range(targets.shape[1]):
+        truth = targets[:, j].astype(int)
+        scale, bias = 1.0, 0.0
+        if 0 < truth.sum() < len(truth):
+            # Nearly unregularised: two parameters cannot overfit a dev set of hundreds.
+            fit = LogisticRegression(C=1e4).fit(logits[:, j : j + 1].astype(np.float64), truth)
+            if fit.coef_[0, 0] > 0:
+                scale, bias = float(fit.coef_[0, 0]), float(fit.intercept_[0])
+        scales.append(scale)
+        biases.append(bias)
+    return scales, biases
+
+
 @dataclass
 class LabelMetrics:
     precision: float
@@ -98,6 +129,13 @@ class EvaluationReport:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvaluationReport:
+        """The inverse of :meth:`to_dict` (reports saved in ``wordofclick.json``)."""
+        fields = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        fields["per_label"] = {n: LabelMetrics(**m) for n, m in data["per_label"].items()}
+        return cls(**fields)
 
     def write_json(self, path: str | os.PathLike[str]) -> Path:
         path = Path(path)
@@ -303,6 +341,32 @@ def evaluate_model(
         report.write_json(out / "evaluation.json")
         reliability_plot(labeled.targets, probabilities, classifier.labels, out / "reliability.png")
     return report
+
+
+def record_evaluation(
+    model: str | os.PathLike[str],
+    report: EvaluationReport,
+    baseline: EvaluationReport | None = None,
+) -> Path:
+    """Keep ``report`` (and a baseline's on the same data) in the model's ``wordofclick.json``
+    and rewrite its model card, so the card shows every recorded evaluation.
+
+    A new report on the same data replaces the older one. The weights are not touched, so ONNX
+    exports stay valid. Returns the card's path.
+    """
+    from wordofclick.model import ModelMeta
+    from wordofclick.model_card import render_model_card
+
+    folder = Path(model)
+    meta = ModelMeta.read(folder)
+    entry: dict[str, Any] = {"data": report.data, "report": report.to_dict()}
+    if baseline is not None:
+        entry["baseline"] = baseline.to_dict()
+    meta.evaluations = [e for e in meta.evaluations if e.get("data") != report.data] + [entry]
+    meta.write(folder)
+    card = folder / "README.md"
+    card.write_text(render_model_card(meta), encoding="utf-8")
+    return card
 
 
 def print_report(report: EvaluationReport) -> None:

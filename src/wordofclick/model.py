@@ -25,7 +25,9 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-FORMAT_VERSION = 1
+# 2 added the per-label logit calibration: a reader of version 1 would ignore it and report
+# different probabilities, so it must refuse instead.
+FORMAT_VERSION = 2
 META_FILE = "wordofclick.json"
 WEIGHTS_FILE = "model.safetensors"
 DEFAULT_BASE_MODEL = "all-MiniLM-L6-v2"
@@ -74,10 +76,17 @@ class ModelMeta:
     thresholds: list[float]
     max_length: int
     base_model: str
+    # Per-label Platt scaling fitted on dev: probability = sigmoid(scale * logit + bias). Empty
+    # lists mean the identity (an uncalibrated model).
+    logit_scale: list[float] = field(default_factory=list)
+    logit_bias: list[float] = field(default_factory=list)
     name: str = "default"
     version: str = "0"
     data_fingerprint: str = ""
     dev_metrics: dict[str, Any] = field(default_factory=dict)
+    # Reports recorded with `woc evaluate --record` (held-out data, baselines): the model card
+    # is rendered from them.
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
     training: dict[str, Any] = field(default_factory=dict)
     library_versions: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
@@ -92,6 +101,23 @@ class ModelMeta:
         for label, threshold in zip(self.labels, self.thresholds, strict=True):
             if not 0.0 < threshold < 1.0:
                 raise ValueError(f"threshold for {label} is {threshold}: expected 0 < t < 1")
+        for key in ("logit_scale", "logit_bias"):
+            values = getattr(self, key)
+            if values and len(values) != len(self.labels):
+                raise ValueError(
+                    f"{key} has {len(values)} values for {len(self.labels)} labels: give one "
+                    "per label, or none for an uncalibrated model"
+                )
+        if any(scale <= 0 for scale in self.logit_scale):
+            raise ValueError(f"logit_scale {self.logit_scale}: every scale must be positive")
+
+    def calibrate(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities from raw logits (a plain sigmoid when uncalibrated)."""
+        if self.logit_scale or self.logit_bias:
+            n = len(self.labels)
+            scale = np.asarray(self.logit_scale or [1.0] * n, dtype=np.float32)
+            logits = logits * scale + np.asarray(self.logit_bias or [0.0] * n, dtype=np.float32)
+        return sigmoid(logits)
 
     @classmethod
     def read(cls, folder: Path) -> ModelMeta:
@@ -123,7 +149,8 @@ class ModelMeta:
             raise ModelFolderError(f"{path}: {error}") from None
 
     def write(self, folder: Path) -> None:
-        text = json.dumps(asdict(self), indent=2, sort_keys=True)
+        text = json.dumps(asdict(self) | {"format_version": FORMAT_VERSION}, indent=2,
+                          sort_keys=True)
         (folder / META_FILE).write_text(text + "\n", encoding="utf-8")
 
 
@@ -323,9 +350,10 @@ class ComplaintClassifier:
 
         Texts are sorted by length inside windows of ``window`` texts and batched so that a
         batch holds at most ``batch_tokens`` tokens including padding: little padding is wasted
-        and memory stays bounded whatever the input size.
+        and memory stays bounded whatever the input size. The model's per-label calibration
+        (``logit_scale``/``logit_bias`` in ``wordofclick.json``) is applied to the logits.
         """
-        return sigmoid(self.logits(texts, batch_tokens, window))
+        return self.meta.calibrate(self.logits(texts, batch_tokens, window))
 
     def decide(self, probabilities: np.ndarray) -> np.ndarray:
         """Apply each label's own threshold."""
@@ -415,6 +443,26 @@ def new_classifier(
         library_versions=library_versions(),
     )
     return ComplaintClassifier(tokenizer, meta, TorchBackend(model))
+
+
+def keep_layers(model: PreTrainedModel, count: int) -> list[int]:
+    """Keep ``count`` of the encoder's layers, evenly spaced and ending with the last one.
+
+    The kept layers are copied from the base model (as DistilBERT was built from BERT), so the
+    smaller model starts from trained weights; its config says how many layers it has, and it
+    saves and loads as a normal model folder. Returns the indices kept: of 6 layers, 3 keeps
+    ``[1, 3, 5]`` and 2 keeps ``[2, 5]``.
+    """
+    import torch
+
+    encoder = model.base_model.encoder
+    total = len(encoder.layer)
+    if not 1 <= count <= total:
+        raise ValueError(f"num_layers={count}: the base model has {total} layers; keep 1..{total}")
+    kept = [round((i + 1) * total / count) - 1 for i in range(count)]
+    encoder.layer = torch.nn.ModuleList(encoder.layer[i] for i in kept)
+    model.config.num_hidden_layers = count
+    return kept
 
 
 def torch_state(model: PreTrainedModel) -> dict[str, torch.Tensor]:

@@ -1,25 +1,46 @@
-"""The model card (``README.md``) written into every saved model folder."""
+"""The model card (``README.md``) written into every saved model folder.
+
+Rendered from ``wordofclick.json`` alone (dev metrics, calibration, and the evaluations recorded
+with ``woc evaluate --record``), so re-rendering never needs the training run.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from wordofclick.evaluate import EvaluationReport
     from wordofclick.model import ModelMeta
 
 
-def render_model_card(meta: ModelMeta, dev_report: EvaluationReport | None) -> str:
-    """Markdown with Hugging Face front matter, the labels, thresholds and the dev evaluation."""
+def render_model_card(meta: ModelMeta) -> str:
+    """Markdown with Hugging Face front matter, labels, thresholds, calibration and evaluations."""
+    from wordofclick.evaluate import EvaluationReport
+
     training = meta.training
+    scales = meta.logit_scale or [1.0] * len(meta.labels)
+    biases = meta.logit_bias or [0.0] * len(meta.labels)
     thresholds = "\n".join(
-        f"| {label} | {threshold:.2f} |"
-        for label, threshold in zip(meta.labels, meta.thresholds, strict=True)
+        f"| {label} | {threshold:.2f} | {scale:.3f} | {bias:+.3f} |"
+        for label, threshold, scale, bias in zip(
+            meta.labels, meta.thresholds, scales, biases, strict=True
+        )
     )
-    evaluation = (
-        dev_report.markdown_table() if dev_report is not None else "Not evaluated (untrained head)."
+    dev = (
+        EvaluationReport.from_dict(meta.dev_metrics).markdown_table()
+        if meta.dev_metrics else "Not evaluated (untrained head)."
     )
-    sources = ", ".join(s["path"] for s in training.get("settings", {}).get("train", [])) or "n/a"
+    settings = training.get("settings", {})
+    sources = ", ".join(s["path"] for s in settings.get("train", [])) or "n/a"
+    student = (
+        f"\n- {settings['num_layers']} transformer layers kept of the base model's"
+        if settings.get("num_layers") else ""
+    )
+    if settings.get("teacher"):
+        student += (
+            f"\n- distilled from `{settings['teacher']}` (targets: "
+            f"{1 - settings['distill_weight']:.2f} x label + {settings['distill_weight']:.2f} x "
+            "teacher probability)"
+        )
     return f"""---
 library_name: transformers
 pipeline_tag: text-classification
@@ -34,19 +55,22 @@ customer), a `product_complaint` (what was sold), `service_praise` and `product_
 may carry none, one or several labels.
 
 Load it with `ComplaintClassifier.from_pretrained(path)`, or with plain transformers:
-`AutoModelForSequenceClassification.from_pretrained(path)` (apply a sigmoid to the logits and the
-thresholds below; `wordofclick.json` holds them).
+`AutoModelForSequenceClassification.from_pretrained(path)`; then the probability of label `i` is
+`sigmoid(logit_scale[i] * logit[i] + logit_bias[i])` and the label is on at or above its
+threshold (`wordofclick.json` holds both).
 
-## Thresholds (tuned per label on dev)
-| label | threshold |
-|---|---|
+## Thresholds and calibration (both fitted on dev)
+| label | threshold | logit scale | logit bias |
+|---|---|---|---|
 {thresholds}
 
-## Evaluation on the dev split
-{evaluation}
+## Evaluation on the dev data
+Dev chose the epoch, the calibration and the thresholds, so these figures are optimistic.
 
+{dev}
+{_recorded_evaluations(meta.evaluations)}
 ## Training
-- base model: `{meta.base_model}`; maximum length {meta.max_length} tokens
+- base model: `{meta.base_model}`; maximum length {meta.max_length} tokens{student}
 - training data: {sources} ({training.get("train_examples", "n/a")} examples, fingerprint
   `{meta.data_fingerprint or "n/a"}`), dev examples: {training.get("dev_examples", "n/a")}
 - best epoch {training.get("best_epoch", "n/a")} of {training.get("epochs_run", "n/a")},
@@ -60,3 +84,81 @@ reviews; expect lower accuracy on other domains and on very long texts (truncate
 {meta.max_length} tokens). Probabilities are meant to be summed; check the calibration error (ECE)
 above before relying on them.
 """
+
+
+def _f1(report: dict[str, Any], label: str) -> str:
+    metrics = report["per_label"].get(label)
+    return f"{metrics['f1']:.3f}" if metrics else "n/a"
+
+
+def _recorded_evaluations(entries: list[dict[str, Any]]) -> str:
+    """Held-out evaluations: a summary table, then each one's baseline, industries, behaviour."""
+    if not entries:
+        return ""
+    labels = list(entries[0]["report"]["per_label"])
+    lines = [
+        "\n## Evaluation on held-out data",
+        "Recorded with `woc evaluate --record`; none of this data chose anything in training.\n",
+        "| data | examples | complaint macro-F1 | baseline | micro-F1 | "
+        + " | ".join(f"{label} F1" for label in labels) + " | largest ECE |",
+        "|---|---|---|---|---|" + "---|" * len(labels) + "---|",
+    ]
+    for entry in entries:
+        report, baseline = entry["report"], entry.get("baseline")
+        ece = max(m["ece"] for m in report["per_label"].values())
+        lines.append(
+            f"| {report['data']} | {report['examples']} | {report['complaint_macro_f1']:.3f} | "
+            + (f"{baseline['complaint_macro_f1']:.3f}" if baseline else "n/a")
+            + f" | {report['micro_f1']:.3f} | "
+            + " | ".join(_f1(report, label) for label in labels) + f" | {ece:.3f} |"
+        )
+    for entry in entries:
+        lines += _details(entry, labels)
+    return "\n".join(lines) + "\n"
+
+
+def _details(entry: dict[str, Any], labels: list[str]) -> list[str]:
+    report, baseline, extra = entry["report"], entry.get("baseline"), entry["report"]["extra"]
+    lines: list[str] = []
+    if baseline:
+        lines += [
+            f"\n### {report['data']}: beside the baseline ({baseline['model']})",
+            "| label | F1 | baseline F1 | ECE | baseline ECE |", "|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {label} | {_f1(report, label)} | {_f1(baseline, label)} | "
+            f"{report['per_label'][label]['ece']:.3f} | "
+            f"{baseline['per_label'][label]['ece']:.3f} |"
+            for label in labels
+        ]
+    if "per_industry" in extra:
+        complaints = [label for label in labels if label.endswith("_complaint")]
+        lines += [
+            f"\n### {report['data']}: per industry",
+            "| industry | examples | complaint macro-F1 | "
+            + " | ".join(f"{c} F1" for c in complaints) + " |",
+            "|---|---|---|" + "---|" * len(complaints),
+        ]
+        lines += [
+            f"| {industry} | {m['examples']} | {m['complaint_macro_f1']:.3f} | "
+            + " | ".join(f"{m['per_label_f1'][c]:.3f}" for c in complaints) + " |"
+            for industry, m in extra["per_industry"].items()
+        ]
+    if "company_share_mae" in extra:
+        shares = ", ".join(f"{k} {v:.3f}" for k, v in extra["company_share_mae"].items())
+        lines.append(
+            "\nPer company, mean absolute difference between the mean predicted probability and "
+            f"the labeled share: {shares}."
+        )
+    if "behaviour" in extra:
+        behaviour = extra["behaviour"]
+        lines += [
+            f"\n### Behavioural tests: {behaviour['passed']} of {behaviour['cases']} pass "
+            f"({behaviour['pass_rate']:.1%})",
+            "| category | cases | passed | pass rate |", "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {name} | {c['cases']} | {c['passed']} | {c['pass_rate']:.1%} |"
+            for name, c in behaviour["per_category"].items()
+        ]
+    return lines

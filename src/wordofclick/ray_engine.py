@@ -27,7 +27,6 @@ ray-project/ray issue 44687). Ray is an optional extra: ``pip install 'wordofcli
 
 from __future__ import annotations
 
-import gzip
 import logging
 import math
 import os
@@ -54,6 +53,7 @@ from wordofclick.reviews import (
     ReadStats,
     ReviewReader,
     TableWriter,
+    count_lines,
     input_format,
     output_format,
     parse_columns,
@@ -649,23 +649,13 @@ def estimate_rows(files: Sequence[Path]) -> int:
             total += pq.ParquetFile(path).metadata.num_rows
             continue
         try:
-            lines = _count_lines(path)
+            lines = count_lines(path)
         except (OSError, EOFError) as error:
             raise DataError(
                 f"{path}: cannot read the file ({error}); is it truncated or corrupt?"
             ) from None
         total += max(lines - 1, 0) if fmt == "csv" else lines
     return total
-
-
-def _count_lines(path: Path) -> int:
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    lines, last = 0, b"\n"
-    with opener(path, "rb") as handle:
-        while block := handle.read(2**20):
-            lines += block.count(b"\n")
-            last = block[-1:]
-    return lines + (last != b"\n")
 
 
 def _output_schema(schema: pa.Schema, labels: Sequence[str]) -> pa.Schema:

@@ -297,7 +297,7 @@ class ReviewReader:
             elif plan.path.suffix.lower() == ".gz":
                 return None
             else:
-                lines = _count_lines(plan.path)
+                lines = count_lines(plan.path)
                 total += max(lines - 1, 0) if plan.fmt == "csv" else lines
         return total
 
@@ -551,9 +551,10 @@ def _jsonl_first_object(path: Path) -> dict[str, Any] | None:
     return None
 
 
-def _count_lines(path: Path) -> int:
+def count_lines(path: Path) -> int:
+    """Lines in a text file (gzipped or not); a last line without a newline counts."""
     lines, last = 0, b"\n"
-    with open(path, "rb") as handle:
+    with _open_binary(path) as handle:
         while block := handle.read(2**20):
             lines += block.count(b"\n")
             last = block[-1:]

@@ -2,7 +2,8 @@
 
 A plain PyTorch loop: sigmoid head with BCE and per-label positive weights, dynamic padding with
 length-grouped batches, dev evaluation each epoch with early stopping on the complaint macro-F1,
-per-label thresholds tuned on dev. One seed makes a run reproducible.
+per-label Platt scaling of the logits and thresholds, both fitted on dev. One seed makes a run
+reproducible.
 """
 
 from __future__ import annotations
@@ -19,13 +20,19 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from wordofclick.data import CORPUS_PREFIX, LabeledData, combine, load_labeled
+from wordofclick.data import CORPUS_PREFIX, LabeledData, combine, drop_overlap, load_labeled
 from wordofclick.datasets import SPLITS
 from wordofclick.errors import DataError
-from wordofclick.evaluate import EvaluationReport, compute_metrics, tune_thresholds
+from wordofclick.evaluate import (
+    EvaluationReport,
+    compute_metrics,
+    fit_platt_scaling,
+    tune_thresholds,
+)
 from wordofclick.labels import DEFAULT_LABELS, LabelSet
 from wordofclick.model import (
     DEFAULT_BASE_MODEL,
+    keep_layers,
     new_classifier,
     pad_batch,
     torch_state,
@@ -42,6 +49,11 @@ class DataSource(Settings):
     optional: bool = Field(False, description="skip with a note when the file is absent")
     granularity: Literal["sentence", "review"] = Field(
         "sentence", description="for SemEval-2016 XML: one example per sentence or per review"
+    )
+    dev_fraction: float | None = Field(
+        None, gt=0, lt=1,
+        description="move this fraction of this training source into dev (a source with no "
+        "dev split of its own, so its reported validation split stays untouched)",
     )
 
     @field_validator("path")
@@ -78,6 +90,26 @@ class TrainSettings(Settings):
         "balanced", description="balanced: negatives/positives per label, capped"
     )
     max_pos_weight: float = Field(10.0, ge=1)
+    num_layers: int | None = Field(
+        None, ge=1,
+        description="keep this many of the base model's transformer layers, evenly spaced and "
+        "ending with the last: a smaller model that scores faster",
+    )
+    teacher: str | None = Field(
+        None,
+        description="a saved wordofclick model whose probabilities are mixed into the "
+        "training targets (knowledge distillation into a smaller model)",
+    )
+    distill_weight: float = Field(
+        0.5, ge=0, le=1, description="share of the teacher's probability in each target"
+    )
+    fixed_threshold: float | None = Field(
+        None, gt=0, lt=1,
+        description="one threshold for every label instead of tuning them on dev (baselines)",
+    )
+    calibration: Literal["platt", "none"] = Field(
+        "platt", description="platt: per-label scale and bias of the logits fitted on dev"
+    )
     patience: int = Field(2, ge=1, description="epochs without dev improvement before stopping")
     length_group_factor: int = Field(
         50, ge=1, description="batches per length-sorted pool (as Hugging Face's grouping)"
@@ -124,16 +156,29 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_sources(sources: list[DataSource], labels: LabelSet, dedupe: bool) -> LabeledData | None:
-    """Load and combine the sources that exist; ``None`` when every one was optional and absent."""
-    parts = []
+def load_sources(
+    sources: list[DataSource], labels: LabelSet, dedupe: bool, seed: int = 0
+) -> tuple[LabeledData | None, LabeledData | None]:
+    """Load and combine the sources that exist, and the parts they hold out for dev.
+
+    Returns ``(data, held_out)``; either is ``None`` when there is nothing in it (every source
+    optional and absent, or no source with a ``dev_fraction``).
+    """
+    parts, held_out = [], []
     for source in sources:
         is_file = not source.path.startswith(CORPUS_PREFIX)
         if is_file and source.optional and not Path(source.path).exists():
             log.info("optional data %s is absent; training without it", source.path)
             continue
-        parts.append(load_labeled(source.path, labels, granularity=source.granularity))
-    return combine(parts, labels, dedupe=dedupe) if parts else None
+        data = load_labeled(source.path, labels, granularity=source.granularity)
+        if source.dev_fraction:
+            data, dev = split_dev(data, source.dev_fraction, seed)
+            held_out.append(dev)
+        parts.append(data)
+    return (
+        combine(parts, labels, dedupe=dedupe) if parts else None,
+        combine(held_out, labels, dedupe=dedupe) if held_out else None,
+    )
 
 
 def split_dev(data: LabeledData, fraction: float, seed: int) -> tuple[LabeledData, LabeledData]:
@@ -159,6 +204,36 @@ def positive_weights(targets: np.ndarray, mode: str, cap: float) -> np.ndarray:
     positives = targets.sum(axis=0)
     negatives = len(targets) - positives
     return np.clip(negatives / np.maximum(positives, 1), 1.0, cap).astype(np.float32)
+
+
+def choose_thresholds(
+    targets: np.ndarray, probabilities: np.ndarray, fixed: float | None
+) -> np.ndarray:
+    if fixed is not None:
+        return np.full(targets.shape[1], fixed, dtype=np.float32)
+    return tune_thresholds(targets, probabilities)
+
+
+def distillation_targets(
+    data: LabeledData, teacher: str, weight: float, labels: LabelSet
+) -> np.ndarray:
+    """``(1 - weight) * labels + weight * teacher probabilities``: soft targets for a student.
+
+    The teacher's calibrated probabilities carry what a hard 0/1 label cannot (how sure a
+    larger model is), which is what lets a smaller model get close to it.
+    """
+    from wordofclick.model import ComplaintClassifier
+
+    model = ComplaintClassifier.from_pretrained(teacher, backend="auto")
+    if model.labels.names != labels.names:
+        raise DataError(
+            f"teacher {teacher} has labels {list(model.labels.names)}, the student "
+            f"{list(labels.names)}: distil from a model with the same labels"
+        )
+    log.info("teacher %s (%s backend) is labeling %d training examples",
+             teacher, model.meta.name, len(data))
+    soft = model.predict_proba(data.texts)
+    return ((1 - weight) * data.targets + weight * soft).astype(np.float32)
 
 
 def length_grouped_batches(
@@ -195,24 +270,36 @@ def train(settings: TrainSettings, progress: bool = True) -> TrainResult:
     if settings.num_threads:
         torch.set_num_threads(settings.num_threads)
 
-    train_data = load_sources(settings.train, labels, settings.dedupe)
+    train_data, held_out = load_sources(settings.train, labels, settings.dedupe, settings.seed)
     if train_data is None:
         raise DataError(
             "train: every data source was optional and absent; nothing to train on "
             "(check the paths under train: in the config)"
         )
-    dev_data = load_sources(settings.dev, labels, settings.dedupe) if settings.dev else None
+    dev_data, _ = load_sources(settings.dev, labels, settings.dedupe)
+    if held_out is not None:
+        dev_data = held_out if dev_data is None else combine(
+            [dev_data, held_out], labels, dedupe=settings.dedupe
+        )
     if dev_data is None:
         train_data, dev_data = split_dev(train_data, settings.dev_fraction, settings.seed)
         log.info("no dev data: holding out %d of the training examples", len(dev_data))
+    train_data, overlap = drop_overlap(train_data, dev_data)
+    if overlap:
+        log.info("dropped %d training examples whose text is also in dev", overlap)
     log.info("training on %d examples, dev %d; label counts %s",
              len(train_data), len(dev_data), train_data.label_counts())
 
     classifier = new_classifier(settings.base_model, labels, settings.max_length, settings.name)
     model = classifier.model
+    if settings.num_layers:
+        keep_layers(model, settings.num_layers)
     encoded = classifier.encode(train_data.texts)
     lengths = [len(ids) for ids in encoded]
-    targets = torch.from_numpy(train_data.targets)
+    targets = torch.from_numpy(
+        distillation_targets(train_data, settings.teacher, settings.distill_weight, labels)
+        if settings.teacher else train_data.targets
+    )
     loss_fn = torch.nn.BCEWithLogitsLoss(
         pos_weight=torch.from_numpy(
             positive_weights(train_data.targets, settings.pos_weight, settings.max_pos_weight)
@@ -271,7 +358,7 @@ def train(settings: TrainSettings, progress: bool = True) -> TrainResult:
 
         model.eval()
         probabilities = classifier.predict_proba(dev_data.texts)
-        thresholds = tune_thresholds(dev_data.targets, probabilities)
+        thresholds = choose_thresholds(dev_data.targets, probabilities, settings.fixed_threshold)
         report = compute_metrics(dev_data.targets, probabilities, thresholds, labels)
         score = report.complaint_macro_f1
         bar.set_postfix(epoch=epoch, loss=f"{running:.4f}", dev_complaint_f1=f"{score:.3f}")
@@ -292,13 +379,22 @@ def train(settings: TrainSettings, progress: bool = True) -> TrainResult:
     assert best_state is not None and best_thresholds is not None
     model.load_state_dict(best_state)
     model.eval()
-    probabilities = classifier.predict_proba(dev_data.texts)
+    meta = classifier.meta
+    if settings.calibration == "platt":
+        dev_logits = classifier.logits(dev_data.texts)
+        meta.logit_scale, meta.logit_bias = fit_platt_scaling(dev_data.targets, dev_logits)
+        probabilities = meta.calibrate(dev_logits)
+        # Calibration moves every probability, so the thresholds are tuned again on top of it.
+        best_thresholds = choose_thresholds(
+            dev_data.targets, probabilities, settings.fixed_threshold
+        )
+    else:
+        probabilities = classifier.predict_proba(dev_data.texts)
     dev_report = compute_metrics(
         dev_data.targets, probabilities, best_thresholds, labels,
         data="dev", model=settings.name,
     )
     seconds = time.perf_counter() - started
-    meta = classifier.meta
     meta.thresholds = [float(t) for t in best_thresholds]
     meta.version = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     meta.data_fingerprint = train_data.fingerprint()
@@ -316,7 +412,7 @@ def train(settings: TrainSettings, progress: bool = True) -> TrainResult:
     classifier.thresholds = np.asarray(meta.thresholds, dtype=np.float32)
     from wordofclick.model_card import render_model_card
 
-    classifier.save_pretrained(settings.model_dir, model_card=render_model_card(meta, dev_report))
+    classifier.save_pretrained(settings.model_dir, model_card=render_model_card(meta))
     return TrainResult(
         model_dir=settings.model_dir,
         dev_report=dev_report,
