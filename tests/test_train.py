@@ -7,12 +7,13 @@ import json
 import numpy as np
 import pytest
 
-from wordofclick.errors import DataError
+from wordofclick.errors import DataError, ModelFolderError
 from wordofclick.evaluate import compute_metrics
 from wordofclick.model import META_FILE, ComplaintClassifier
 from wordofclick.settings import load_settings
 from wordofclick.train import (
     DataSource,
+    Teacher,
     TrainSettings,
     length_grouped_batches,
     positive_weights,
@@ -188,12 +189,19 @@ def test_distillation_mixes_the_teachers_probabilities(tiny_model_dir, tiny_base
 
     data = load_labeled(write_data(tmp_path, repeat=1), LabelSet.default())
     teacher = ComplaintClassifier.from_pretrained(tiny_model_dir).predict_proba(data.texts)
-    mixed = distillation_targets(data, str(tiny_model_dir), 0.25, LabelSet.default())
+    mixed, used = distillation_targets(data, Teacher(path=str(tiny_model_dir), weight=0.25),
+                                 LabelSet.default())
     np.testing.assert_allclose(mixed, 0.75 * data.targets + 0.25 * teacher, rtol=1e-5)
+    assert used == f"{tiny_model_dir} (tiny test)"
+    absent = Teacher(path=str(tmp_path / "none"), optional=True)
+    assert distillation_targets(data, absent, LabelSet.default()) == (data.targets, None)
     student = train(tiny_settings(tmp_path, tiny_base_dir, teacher=str(tiny_model_dir),
                                   max_steps=2), progress=False)
     meta = json.loads((student.model_dir / META_FILE).read_text())
-    assert meta["training"]["settings"]["teacher"] == str(tiny_model_dir)
+    assert meta["training"]["settings"]["teacher"]["path"] == str(tiny_model_dir)
+    with pytest.raises(ModelFolderError, match="model folder not found"):
+        train(tiny_settings(tmp_path, tiny_base_dir, teacher=str(tmp_path / "none")),
+              progress=False)
 
 
 def test_empty_training_data_is_an_error(tiny_base_dir, tmp_path):

@@ -204,7 +204,7 @@ def group_metrics(
     labels: LabelSet,
     groups: Sequence[str],
 ) -> dict[str, dict[str, Any]]:
-    """Per group (e.g. industry): examples, complaint macro-F1 and each label's F1.
+    """Per group (e.g. industry): examples, complaint macro-F1, each label's F1 and positives.
 
     >>> y = np.array([[1, 0, 0, 0], [0, 1, 0, 0]]); p = y * 0.9
     >>> group_metrics(y, p, [0.5] * 4, LabelSet.default(), ["a", "a"])["a"]["complaint_macro_f1"]
@@ -223,6 +223,8 @@ def group_metrics(
             "examples": int(rows.sum()),
             "complaint_macro_f1": complaint_macro_f1(truth[rows], decisions[rows], labels),
             "per_label_f1": {name: float(f1[j]) for j, name in enumerate(labels)},
+            # An F1 on a handful of positives swings by tens of points on one review: say so.
+            "per_label_support": {name: int(truth[rows, j].sum()) for j, name in enumerate(labels)},
         }
     return out
 

@@ -35,11 +35,11 @@ def render_model_card(meta: ModelMeta) -> str:
         f"\n- {settings['num_layers']} transformer layers kept of the base model's"
         if settings.get("num_layers") else ""
     )
-    if settings.get("teacher"):
+    if training.get("teacher"):
+        weight = settings["teacher"]["weight"]
         student += (
-            f"\n- distilled from `{settings['teacher']}` (targets: "
-            f"{1 - settings['distill_weight']:.2f} x label + {settings['distill_weight']:.2f} x "
-            "teacher probability)"
+            f"\n- distilled from `{training['teacher']}` (targets: {1 - weight:.2f} x label + "
+            f"{weight:.2f} x teacher probability)"
         )
     return f"""---
 library_name: transformers
@@ -136,12 +136,15 @@ def _details(entry: dict[str, Any], labels: list[str]) -> list[str]:
         lines += [
             f"\n### {report['data']}: per industry",
             "| industry | examples | complaint macro-F1 | "
-            + " | ".join(f"{c} F1" for c in complaints) + " |",
+            + " | ".join(f"{c} F1 (positives)" for c in complaints) + " |",
             "|---|---|---|" + "---|" * len(complaints),
         ]
         lines += [
             f"| {industry} | {m['examples']} | {m['complaint_macro_f1']:.3f} | "
-            + " | ".join(f"{m['per_label_f1'][c]:.3f}" for c in complaints) + " |"
+            + " | ".join(
+                f"{m['per_label_f1'][c]:.3f} ({m.get('per_label_support', {}).get(c, '?')})"
+                for c in complaints
+            ) + " |"
             for industry, m in extra["per_industry"].items()
         ]
     if "company_share_mae" in extra:

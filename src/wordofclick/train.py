@@ -65,6 +65,16 @@ class DataSource(Settings):
         return path
 
 
+class Teacher(Settings):
+    """A saved model whose probabilities are mixed into the targets (knowledge distillation)."""
+
+    path: str
+    weight: float = Field(0.5, ge=0, le=1, description="share of the teacher in each target")
+    optional: bool = Field(
+        False, description="train on the labels alone, with a note, when the folder is absent"
+    )
+
+
 class TrainSettings(Settings):
     """Everything ``woc train`` reads from ``configs/train.yaml``."""
 
@@ -95,13 +105,8 @@ class TrainSettings(Settings):
         description="keep this many of the base model's transformer layers, evenly spaced and "
         "ending with the last: a smaller model that scores faster",
     )
-    teacher: str | None = Field(
-        None,
-        description="a saved wordofclick model whose probabilities are mixed into the "
-        "training targets (knowledge distillation into a smaller model)",
-    )
-    distill_weight: float = Field(
-        0.5, ge=0, le=1, description="share of the teacher's probability in each target"
+    teacher: Teacher | None = Field(
+        None, description="distil from this saved model (a folder path, or path/weight/optional)"
     )
     fixed_threshold: float | None = Field(
         None, gt=0, lt=1,
@@ -116,6 +121,11 @@ class TrainSettings(Settings):
     )
     seed: int = 42
     num_threads: int | None = Field(None, ge=1)
+
+    @field_validator("teacher", mode="before")
+    @classmethod
+    def _teacher_string_is_a_path(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
 
     @field_validator("train", "dev", mode="before")
     @classmethod
@@ -215,25 +225,33 @@ def choose_thresholds(
 
 
 def distillation_targets(
-    data: LabeledData, teacher: str, weight: float, labels: LabelSet
-) -> np.ndarray:
+    data: LabeledData, teacher: Teacher | None, labels: LabelSet
+) -> tuple[np.ndarray, str | None]:
     """``(1 - weight) * labels + weight * teacher probabilities``: soft targets for a student.
 
     The teacher's calibrated probabilities carry what a hard 0/1 label cannot (how sure a
-    larger model is), which is what lets a smaller model get close to it.
+    larger model is), which is what lets a smaller model get close to it. Without a teacher (or
+    an optional one that is absent) the targets are the labels. Also returns which teacher
+    (folder, name and version) was used, or None.
     """
     from wordofclick.model import ComplaintClassifier
 
-    model = ComplaintClassifier.from_pretrained(teacher, backend="auto")
+    if teacher is None:
+        return data.targets, None
+    if teacher.optional and not Path(teacher.path).is_dir():
+        log.info("optional teacher %s is absent; training on the labels alone", teacher.path)
+        return data.targets, None
+    model = ComplaintClassifier.from_pretrained(teacher.path, backend="auto")
     if model.labels.names != labels.names:
         raise DataError(
-            f"teacher {teacher} has labels {list(model.labels.names)}, the student "
+            f"teacher {teacher.path} has labels {list(model.labels.names)}, the student "
             f"{list(labels.names)}: distil from a model with the same labels"
         )
-    log.info("teacher %s (%s backend) is labeling %d training examples",
-             teacher, model.meta.name, len(data))
+    log.info("teacher %s (%s) is labeling %d training examples",
+             teacher.path, model.version, len(data))
     soft = model.predict_proba(data.texts)
-    return ((1 - weight) * data.targets + weight * soft).astype(np.float32)
+    mixed = (1 - teacher.weight) * data.targets + teacher.weight * soft
+    return mixed.astype(np.float32), f"{teacher.path} ({model.name} {model.version})"
 
 
 def length_grouped_batches(
@@ -296,10 +314,8 @@ def train(settings: TrainSettings, progress: bool = True) -> TrainResult:
         keep_layers(model, settings.num_layers)
     encoded = classifier.encode(train_data.texts)
     lengths = [len(ids) for ids in encoded]
-    targets = torch.from_numpy(
-        distillation_targets(train_data, settings.teacher, settings.distill_weight, labels)
-        if settings.teacher else train_data.targets
-    )
+    soft_targets, teacher_used = distillation_targets(train_data, settings.teacher, labels)
+    targets = torch.from_numpy(soft_targets)
     loss_fn = torch.nn.BCEWithLogitsLoss(
         pos_weight=torch.from_numpy(
             positive_weights(train_data.targets, settings.pos_weight, settings.max_pos_weight)
@@ -408,6 +424,7 @@ def train(settings: TrainSettings, progress: bool = True) -> TrainResult:
         "epochs_run": epochs_run,
         "steps": step,
         "seconds": round(seconds, 1),
+        "teacher": teacher_used,
     }
     classifier.thresholds = np.asarray(meta.thresholds, dtype=np.float32)
     from wordofclick.model_card import render_model_card
