@@ -65,6 +65,19 @@ def test_onnx_and_pytorch_agree(exported, backend):
     assert (torch_clf.decide(got) == torch_clf.decide(expected)).all(axis=1).mean() >= 0.995
 
 
+def test_parallel_sessions_give_the_same_probabilities_in_input_order(exported):
+    folder, _ = exported
+    texts = [f"{t} {'again ' * (i % 7)}" for i, t in enumerate(TEXTS * 20)]
+    one = ComplaintClassifier.from_pretrained(folder, backend="onnx-int8", num_threads=1)
+    three = ComplaintClassifier.from_pretrained(folder, backend="onnx-int8", num_threads=3)
+    assert three.backend.parallel == 3
+    # small batches and windows so that many batches of several windows run side by side
+    np.testing.assert_array_equal(
+        three.predict_proba(texts, batch_tokens=64, window=50),
+        one.predict_proba(texts, batch_tokens=64, window=50),
+    )
+
+
 def test_auto_picks_the_fastest_fresh_export(exported, tmp_path):
     folder, _ = exported
     assert pick_auto(folder) == "onnx-int8"

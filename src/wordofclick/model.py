@@ -12,6 +12,8 @@ import json
 import os
 import platform
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -337,11 +339,22 @@ class ComplaintClassifier:
             raise TypeError("pass a list of texts, e.g. predict([text]), not a single string")
         out = np.empty((len(texts), len(self.labels)), dtype=np.float32)
         pad_id = self.tokenizer.pad_token_id or 0
-        for start in range(0, len(texts), window):
-            ids = self.encode(texts[start : start + window])
-            for batch in token_budget_batches([len(x) for x in ids], batch_tokens):
-                input_ids, mask = pad_batch([ids[i] for i in batch], pad_id)
-                out[start + np.asarray(batch)] = self.backend(input_ids, mask)
+
+        def run(start: int, ids: list[list[int]], batch: list[int]) -> None:
+            input_ids, mask = pad_batch([ids[i] for i in batch], pad_id)
+            out[start + np.asarray(batch)] = self.backend(input_ids, mask)
+
+        parallel = getattr(self.backend, "parallel", 1)
+        with ThreadPoolExecutor(parallel) if parallel > 1 else nullcontext() as pool:
+            for start in range(0, len(texts), window):
+                ids = self.encode(texts[start : start + window])
+                batches = token_budget_batches([len(x) for x in ids], batch_tokens)
+                if pool is None:
+                    for batch in batches:
+                        run(start, ids, batch)
+                else:
+                    # list() waits for the window and re-raises the first error of any batch.
+                    list(pool.map(lambda batch, s=start, i=ids: run(s, i, batch), batches))
         return out
 
     def predict_proba(self, texts: Sequence[str], batch_tokens: int = DEFAULT_BATCH_TOKENS,
