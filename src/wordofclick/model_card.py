@@ -68,7 +68,7 @@ threshold (`wordofclick.json` holds both).
 Dev chose the epoch, the calibration and the thresholds, so these figures are optimistic.
 
 {dev}
-{_recorded_evaluations(meta.evaluations)}
+{_recorded_evaluations(meta.evaluations, meta.labels)}
 ## Training
 - base model: `{meta.base_model}`; maximum length {meta.max_length} tokens{student}
 - training data: {sources} ({training.get("train_examples", "n/a")} examples, fingerprint
@@ -91,11 +91,10 @@ def _f1(report: dict[str, Any], label: str) -> str:
     return f"{metrics['f1']:.3f}" if metrics else "n/a"
 
 
-def _recorded_evaluations(entries: list[dict[str, Any]]) -> str:
+def _recorded_evaluations(entries: list[dict[str, Any]], labels: list[str]) -> str:
     """Held-out evaluations: a summary table, then each one's baseline, industries, behaviour."""
     if not entries:
         return ""
-    labels = list(entries[0]["report"]["per_label"])
     lines = [
         "\n## Evaluation on held-out data",
         "Recorded with `woc evaluate --record`; none of this data chose anything in training.\n",
