@@ -10,7 +10,7 @@ import pytest
 from wordofclick.errors import DataError, ModelFolderError
 from wordofclick.evaluate import compute_metrics
 from wordofclick.model import META_FILE, ComplaintClassifier
-from wordofclick.settings import load_settings
+from wordofclick.settings import ConfigError, load_settings
 from wordofclick.train import (
     DataSource,
     Teacher,
@@ -178,7 +178,7 @@ def test_smaller_student_saves_and_loads_with_its_layer_count(tiny_base_dir, tmp
 
 
 def test_too_many_layers_is_an_error(tiny_base_dir, tmp_path):
-    with pytest.raises(ValueError, match=r"num_layers=3: the base model has 2 layers"):
+    with pytest.raises(ConfigError, match=r"num_layers=3: the base model has 2 layers"):
         train(tiny_settings(tmp_path, tiny_base_dir, num_layers=3), progress=False)
 
 

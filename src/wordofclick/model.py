@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from wordofclick.errors import ModelFolderError
+from wordofclick.errors import ConfigError, ModelFolderError
 from wordofclick.labels import LabelSet
 
 if TYPE_CHECKING:
@@ -472,7 +472,9 @@ def keep_layers(model: PreTrainedModel, count: int) -> list[int]:
     encoder = model.base_model.encoder
     total = len(encoder.layer)
     if not 1 <= count <= total:
-        raise ValueError(f"num_layers={count}: the base model has {total} layers; keep 1..{total}")
+        raise ConfigError(
+            f"num_layers={count}: the base model has {total} layers; set num_layers to 1..{total}"
+        )
     kept = [round((i + 1) * total / count) - 1 for i in range(count)]
     encoder.layer = torch.nn.ModuleList(encoder.layer[i] for i in kept)
     model.config.num_hidden_layers = count
