@@ -117,6 +117,10 @@ def test_a_source_can_give_part_of_itself_to_dev(tiny_base_dir, tmp_path):
     training = json.loads((result.model_dir / META_FILE).read_text())["training"]
     # 40 + half of 20 extra in train; the 10 dev rows plus the other half of extra in dev
     assert (training["train_examples"], training["dev_examples"]) == (50, 20)
+    card = (result.model_dir / "README.md").read_text()
+    assert f"{extra} (50% held out for dev)" in card
+    # labels in model order in the dev table, although wordofclick.json sorts its keys
+    assert card.index("| service_complaint | 0.") < card.index("| product_complaint | 0.")
 
 
 def test_training_texts_also_in_dev_are_dropped(tiny_base_dir, tmp_path):

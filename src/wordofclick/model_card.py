@@ -25,12 +25,14 @@ def render_model_card(meta: ModelMeta) -> str:
             meta.labels, meta.thresholds, scales, biases, strict=True
         )
     )
-    dev = (
-        EvaluationReport.from_dict(meta.dev_metrics).markdown_table()
-        if meta.dev_metrics else "Not evaluated (untrained head)."
-    )
+    dev = "Not evaluated (untrained head)."
+    if meta.dev_metrics:
+        report = EvaluationReport.from_dict(meta.dev_metrics)
+        # wordofclick.json is written with sorted keys; the card lists labels in model order.
+        report.per_label = {label: report.per_label[label] for label in meta.labels}
+        dev = report.markdown_table()
     settings = training.get("settings", {})
-    sources = ", ".join(s["path"] for s in settings.get("train", [])) or "n/a"
+    sources = ", ".join(_source(s) for s in settings.get("train", [])) or "n/a"
     student = (
         f"\n- {settings['num_layers']} transformer layers kept of the base model's"
         if settings.get("num_layers") else ""
@@ -84,6 +86,16 @@ reviews; expect lower accuracy on other domains and on very long texts (truncate
 {meta.max_length} tokens). Probabilities are meant to be summed; check the calibration error (ECE)
 above before relying on them.
 """
+
+
+def _source(source: dict[str, Any]) -> str:
+    """``path``, with how it was read when that is not the default."""
+    notes = []
+    if source.get("granularity") == "review":
+        notes.append("whole reviews")
+    if source.get("dev_fraction"):
+        notes.append(f"{source['dev_fraction']:.0%} held out for dev")
+    return source["path"] + (f" ({', '.join(notes)})" if notes else "")
 
 
 def _f1(report: dict[str, Any], label: str) -> str:
