@@ -241,3 +241,8 @@ def test_positive_weights_and_length_groups():
     assert sorted(i for b in batches for i in b) == list(range(8))
     # within a pool of 8 sorted by length, pairs are neighbours in length
     assert all(abs(lengths[b[0]] - lengths[b[1]]) <= 1 for b in batches)
+
+
+def test_dev_fraction_on_a_dev_source_is_refused():
+    with pytest.raises(ValueError, match=r"dev: d\.jsonl has dev_fraction, which only a train"):
+        TrainSettings(dev=[{"path": "d.jsonl", "dev_fraction": 0.5}])

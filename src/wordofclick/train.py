@@ -141,6 +141,12 @@ class TrainSettings(Settings):
         LabelSet.of(self.labels)
         if not self.train:
             raise ValueError("train: name at least one labeled data source")
+        for source in self.dev:
+            if source.dev_fraction:
+                raise ValueError(
+                    f"dev: {source.path} has dev_fraction, which only a train source can have "
+                    "(it moves part of that source into dev); remove it"
+                )
         return self
 
     @property
@@ -294,7 +300,7 @@ def train(settings: TrainSettings, progress: bool = True) -> TrainResult:
             "train: every data source was optional and absent; nothing to train on "
             "(check the paths under train: in the config)"
         )
-    dev_data, _ = load_sources(settings.dev, labels, settings.dedupe)
+    dev_data, _ = load_sources(settings.dev, labels, settings.dedupe)  # no dev_fraction here
     if held_out is not None:
         dev_data = held_out if dev_data is None else combine(
             [dev_data, held_out], labels, dedupe=settings.dedupe
