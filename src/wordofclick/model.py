@@ -347,15 +347,12 @@ class ComplaintClassifier:
 
         parallel = getattr(self.backend, "parallel", 1)
         with ThreadPoolExecutor(parallel) if parallel > 1 else nullcontext() as pool:
+            apply = map if pool is None else pool.map
             for start in range(0, len(texts), window):
                 ids = self.encode(texts[start : start + window])
                 batches = token_budget_batches([len(x) for x in ids], batch_tokens)
-                if pool is None:
-                    for batch in batches:
-                        run(start, ids, batch)
-                else:
-                    # list() waits for the window and re-raises the first error of any batch.
-                    list(pool.map(lambda batch, s=start, i=ids: run(s, i, batch), batches))
+                # list() runs the window's batches and re-raises the first error of any.
+                list(apply(lambda batch, s=start, i=ids: run(s, i, batch), batches))
         return out
 
     def predict_proba(self, texts: Sequence[str], batch_tokens: int = DEFAULT_BATCH_TOKENS,
