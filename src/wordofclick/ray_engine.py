@@ -55,11 +55,10 @@ from wordofclick.reviews import (
     TableWriter,
     count_lines,
     input_format,
-    output_format,
     parse_columns,
 )
 from wordofclick.schema import scored_fields
-from wordofclick.scoring import DEFAULT_BACKEND, ReviewScorer, ScoreSummary
+from wordofclick.scoring import DEFAULT_BACKEND, ReviewScorer, ScoreSummary, open_scoring_run
 from wordofclick.settings import Settings, build_settings
 
 if TYPE_CHECKING:
@@ -540,10 +539,7 @@ def score_file(
     started = time.perf_counter()
     settings = ray or RaySettings()
     chunk_rows = settings.batch_size or chunk_rows
-    reader = ReviewReader(inputs, columns, chunk_rows, max_text_chars)  # bad inputs fail here
-    output_format(output)
-    if rejects is not None:
-        output_format(rejects)
+    reader = open_scoring_run(inputs, output, rejects, columns, chunk_rows, max_text_chars)
     folder, backend, labels = check_model(model, backend)
     spec = _ReviewFiles(
         files=tuple(str(path.resolve()) for path in reader.files),

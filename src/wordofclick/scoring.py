@@ -198,6 +198,25 @@ class ScoreSummary:
         return lines
 
 
+def open_scoring_run(
+    inputs: str | Path | Sequence[str | Path],
+    output: str | Path,
+    rejects: str | Path | None,
+    columns: str | Mapping[str, str] | None,
+    chunk_rows: int,
+    max_text_chars: int,
+) -> ReviewReader:
+    """The reader of a scoring run, once inputs and output names are known to be usable.
+
+    Bad inputs or file names fail here, before seconds are spent loading a model (any engine).
+    """
+    reader = ReviewReader(inputs, columns, chunk_rows, max_text_chars)
+    output_format(output)
+    if rejects is not None:
+        output_format(rejects)
+    return reader
+
+
 def score_file(
     model: ModelLike | ReviewScorer,
     inputs: str | Path | Sequence[str | Path],
@@ -222,10 +241,7 @@ def score_file(
     True
     """
     started = time.perf_counter()
-    reader = ReviewReader(inputs, columns, chunk_rows, max_text_chars)
-    output_format(output)  # refuse a bad file name before spending seconds on loading the model
-    if rejects is not None:
-        output_format(rejects)
+    reader = open_scoring_run(inputs, output, rejects, columns, chunk_rows, max_text_chars)
     scorer = (
         model
         if isinstance(model, ReviewScorer)
