@@ -246,7 +246,7 @@ class Prediction:
 class ComplaintClassifier:
     """Multi-label classifier of reviews into service/product complaints and praise.
 
-    >>> clf = ComplaintClassifier.from_pretrained("models/default")  # doctest: +SKIP
+    >>> clf = ComplaintClassifier.from_pretrained("./models/default")  # doctest: +SKIP
     >>> clf.predict(["The waiter ignored us, but the pasta was great."])[0].labels  # doctest: +SKIP
     ['service_complaint', 'product_praise']
     """

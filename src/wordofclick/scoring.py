@@ -142,7 +142,7 @@ def iter_scored(
 
     The inputs are checked before this returns, so an unreadable input fails at once.
 
-    >>> clf = ComplaintClassifier.from_pretrained("models/default")  # doctest: +SKIP
+    >>> clf = ComplaintClassifier.from_pretrained("./models/default")  # doctest: +SKIP
     >>> for chunk in clf.score_file("reviews.parquet"):  # doctest: +SKIP
     ...     print(chunk.reviews.num_rows, chunk.rejects.num_rows)
     """
