@@ -229,7 +229,13 @@ def test_cli_record_keeps_report_and_baseline_in_the_model_card(tiny_model_dir, 
     assert entry["report"]["complaint_macro_f1"] == entry["baseline"]["complaint_macro_f1"]
     card = (model / "README.md").read_text(encoding="utf-8")
     assert "## Evaluation on held-out data" in card
-    assert f"| corpus:test | {entry['report']['examples']} |" in card
+    low, high = entry["report"]["complaint_macro_f1_interval"]
+    assert (f"| corpus:test | {entry['report']['examples']} | "
+            f"{entry['report']['complaint_macro_f1']:.3f} ({low:.3f}-{high:.3f}) |") in card
+    industry, metrics = next(iter(entry["report"]["extra"]["per_industry"].items()))
+    low, high = metrics["complaint_macro_f1_interval"]
+    assert f"| {industry} | {metrics['examples']} | " \
+           f"{metrics['complaint_macro_f1']:.3f} ({low:.3f}-{high:.3f}) |" in card
     assert "beside the baseline" in card and "per industry" in card
     assert "Behavioural tests:" in card and "| negation |" in card
     # Recording again on the same data replaces the entry; the weights are never rewritten.

@@ -7,6 +7,9 @@ import pytest
 from sklearn.metrics import f1_score, precision_score, recall_score
 
 from wordofclick.evaluate import (
+    EvaluationReport,
+    complaint_f1_interval,
+    complaint_macro_f1,
     compute_metrics,
     expected_calibration_error,
     reliability_plot,
@@ -76,3 +79,31 @@ def test_calibration_error():
 def test_reliability_plot_is_written(tmp_path):
     path = reliability_plot(TARGETS, PROBS, LABELS, tmp_path / "r.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_interval_is_the_bootstrap_of_complaint_macro_f1():
+    rng = np.random.default_rng(1)
+    truth = (rng.random((300, 4)) < 0.3).astype(int)
+    said = np.where(rng.random((300, 4)) < 0.8, truth, 1 - truth)
+    resamples = np.random.default_rng(0).integers(0, 300, size=(200, 300))
+    scores = [complaint_macro_f1(truth[rows], said[rows], LABELS) for rows in resamples]
+    expected = np.quantile(scores, [0.025, 0.975])
+    interval = complaint_f1_interval(truth, said, LABELS, resamples=200)
+    assert interval == pytest.approx(expected.tolist())
+    point = complaint_macro_f1(truth, said, LABELS)
+    assert interval[0] < point < interval[1]
+    # ten times the reviews, a narrower interval around the same figure
+    wide = np.diff(interval)[0]
+    narrow = np.diff(complaint_f1_interval(np.tile(truth, (10, 1)), np.tile(said, (10, 1)),
+                                           LABELS, resamples=200))[0]
+    assert narrow < wide / 2
+
+
+def test_report_carries_the_interval_and_reads_reports_saved_without_it():
+    report = compute_metrics(TARGETS, PROBS, THRESHOLDS, LABELS)
+    low, high = report.complaint_macro_f1_interval
+    assert 0.0 <= low <= report.complaint_macro_f1 <= high <= 1.0
+    old = report.to_dict()
+    del old["complaint_macro_f1_interval"]
+    assert EvaluationReport.from_dict(old).complaint_macro_f1_interval == []
+    assert complaint_f1_interval(TARGETS[:0], TARGETS[:0], LABELS) == []

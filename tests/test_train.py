@@ -16,6 +16,7 @@ from wordofclick.train import (
     Teacher,
     TrainSettings,
     length_grouped_batches,
+    load_sources,
     positive_weights,
     train,
 )
@@ -241,6 +242,29 @@ def test_positive_weights_and_length_groups():
     assert sorted(i for b in batches for i in b) == list(range(8))
     # within a pool of 8 sorted by length, pairs are neighbours in length
     assert all(abs(lengths[b[0]] - lengths[b[1]]) <= 1 for b in batches)
+
+
+def test_a_repeated_source_is_copied_after_dedupe_and_its_bad_rows_reported_once(tmp_path):
+    from wordofclick.labels import DEFAULT_LABELS, LabelSet
+
+    small = write_data(tmp_path, "small.jsonl", repeat=1, tag="(small) ")
+    with small.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"text": "", "labels": []}) + "\n")
+    big = write_data(tmp_path, "big.jsonl", repeat=3)
+    sources = [DataSource(path=str(small), repeat=3), DataSource(path=str(big))]
+    data, held_out = load_sources(sources, LabelSet.of(DEFAULT_LABELS), dedupe=True)
+    assert held_out is None
+    assert len(data) == 3 * 10 + 30
+    assert data.texts.count("the waiter was rude and ignored us (small) ") == 3
+    assert len(data.set_aside) == 1
+    # the copies keep their labels
+    rows = [i for i, t in enumerate(data.texts) if t.startswith("we went on a tuesday (small)")]
+    assert len(rows) == 3 and not data.targets[rows].any()
+
+
+def test_repeat_on_a_dev_source_is_refused():
+    with pytest.raises(ValueError, match=r"dev: d\.jsonl has repeat, which only a train"):
+        TrainSettings(dev=[{"path": "d.jsonl", "repeat": 2}])
 
 
 def test_dev_fraction_on_a_dev_source_is_refused():

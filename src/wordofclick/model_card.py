@@ -95,7 +95,14 @@ def _source(source: dict[str, Any]) -> str:
         notes.append("whole reviews")
     if source.get("dev_fraction"):
         notes.append(f"{source['dev_fraction']:.0%} held out for dev")
+    if source.get("repeat", 1) > 1:
+        notes.append(f"{source['repeat']} copies per epoch")
     return source["path"] + (f" ({', '.join(notes)})" if notes else "")
+
+
+def _with_interval(value: float, interval: list[float] | None) -> str:
+    """``0.733 (0.689-0.776)``: the figure and its 95% bootstrap interval, when there is one."""
+    return f"{value:.3f}" + (f" ({interval[0]:.3f}-{interval[1]:.3f})" if interval else "")
 
 
 def _f1(report: dict[str, Any], label: str) -> str:
@@ -110,7 +117,7 @@ def _recorded_evaluations(entries: list[dict[str, Any]], labels: list[str]) -> s
     lines = [
         "\n## Evaluation on held-out data",
         "Recorded with `woc evaluate --record`; none of this data chose anything in training.\n",
-        "| data | examples | complaint macro-F1 | baseline | micro-F1 | "
+        "| data | examples | complaint macro-F1 (95% interval) | baseline | micro-F1 | "
         + " | ".join(f"{label} F1" for label in labels) + " | largest ECE |",
         "|---|---|---|---|---|" + "---|" * len(labels) + "---|",
     ]
@@ -118,7 +125,9 @@ def _recorded_evaluations(entries: list[dict[str, Any]], labels: list[str]) -> s
         report, baseline = entry["report"], entry.get("baseline")
         ece = max(m["ece"] for m in report["per_label"].values())
         lines.append(
-            f"| {report['data']} | {report['examples']} | {report['complaint_macro_f1']:.3f} | "
+            f"| {report['data']} | {report['examples']} | "
+            + _with_interval(report["complaint_macro_f1"],
+                             report.get("complaint_macro_f1_interval")) + " | "
             + (f"{baseline['complaint_macro_f1']:.3f}" if baseline else "n/a")
             + f" | {report['micro_f1']:.3f} | "
             + " | ".join(_f1(report, label) for label in labels) + f" | {ece:.3f} |"
@@ -146,12 +155,14 @@ def _details(entry: dict[str, Any], labels: list[str]) -> list[str]:
         complaints = [label for label in labels if label.endswith("_complaint")]
         lines += [
             f"\n### {report['data']}: per industry",
-            "| industry | examples | complaint macro-F1 | "
+            "| industry | examples | complaint macro-F1 (95% interval) | "
             + " | ".join(f"{c} F1 (positives)" for c in complaints) + " |",
             "|---|---|---|" + "---|" * len(complaints),
         ]
         lines += [
-            f"| {industry} | {m['examples']} | {m['complaint_macro_f1']:.3f} | "
+            f"| {industry} | {m['examples']} | "
+            + _with_interval(m["complaint_macro_f1"], m.get("complaint_macro_f1_interval"))
+            + " | "
             + " | ".join(
                 f"{m['per_label_f1'][c]:.3f} ({m.get('per_label_support', {}).get(c, '?')})"
                 for c in complaints

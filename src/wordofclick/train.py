@@ -55,6 +55,11 @@ class DataSource(Settings):
         description="move this fraction of this training source into dev (a source with no "
         "dev split of its own, so its reported validation split stays untouched)",
     )
+    repeat: int = Field(
+        1, ge=1, le=20,
+        description="copies of this source's examples in each epoch (oversampling a small source "
+        "among large ones); the copies are added after de-duplication",
+    )
 
     @field_validator("path")
     @classmethod
@@ -147,6 +152,11 @@ class TrainSettings(Settings):
                     f"dev: {source.path} has dev_fraction, which only a train source can have "
                     "(it moves part of that source into dev); remove it"
                 )
+            if source.repeat > 1:
+                raise ValueError(
+                    f"dev: {source.path} has repeat, which only a train source can have "
+                    "(copies would count twice in the dev metrics); remove it"
+                )
         return self
 
     @property
@@ -180,7 +190,7 @@ def load_sources(
     Returns ``(data, held_out)``; either is ``None`` when there is nothing in it (every source
     optional and absent, or no source with a ``dev_fraction``).
     """
-    parts, held_out = [], []
+    parts, copies, held_out = [], [], []
     for source in sources:
         is_file = not source.path.startswith(CORPUS_PREFIX)
         if is_file and source.optional and not Path(source.path).exists():
@@ -191,10 +201,13 @@ def load_sources(
             data, dev = split_dev(data, source.dev_fraction, seed)
             held_out.append(dev)
         parts.append(data)
-    return (
-        combine(parts, labels, dedupe=dedupe) if parts else None,
-        combine(held_out, labels, dedupe=dedupe) if held_out else None,
-    )
+        # subset() leaves the set-aside rows behind: they are reported once, by the original.
+        copies.extend([data.subset(range(len(data)))] * (source.repeat - 1))
+    combined = combine(parts, labels, dedupe=dedupe) if parts else None
+    if combined is not None and copies:
+        # The copies must survive de-duplication: they are the point of repeating a source.
+        combined = combine([combined, *copies], labels, dedupe=False)
+    return combined, combine(held_out, labels, dedupe=dedupe) if held_out else None
 
 
 def split_dev(data: LabeledData, fraction: float, seed: int) -> tuple[LabeledData, LabeledData]:
