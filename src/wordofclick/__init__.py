@@ -1,7 +1,8 @@
 """wordofclick: how much negative word of click a company's customer service generates.
 
 >>> from wordofclick import ComplaintClassifier  # doctest: +SKIP
->>> ComplaintClassifier.from_pretrained("./models/default").predict(["Rude staff."])  # doctest: +SKIP
+>>> clf = ComplaintClassifier.from_pretrained("./models/default")  # doctest: +SKIP
+>>> clf.predict(["Rude staff."])  # doctest: +SKIP
 """
 
 from __future__ import annotations
