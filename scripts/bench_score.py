@@ -20,6 +20,7 @@ import argparse
 import itertools
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,7 +68,13 @@ def prepare_model(model: Path | None, workdir: Path) -> tuple[Path, bool]:
         classifier.meta.name, classifier.meta.version = "base-random-head", "untrained"
         classifier.save_pretrained(model)
     if pick_auto(model) != "onnx-int8" or not (model / ONNX_DIR / FILES["onnx"]).is_file():
-        # Agreement is reported below whatever it is; the benchmark must not refuse to run.
+        # Agreement is reported below whatever it is, so the benchmark keeps an int8 file that
+        # `woc export-onnx` would refuse: it must do so in a copy, never in the user's folder,
+        # where `--backend auto` would then pick it.
+        if not random_head:
+            copy = workdir / model.name
+            shutil.copytree(model, copy, ignore=shutil.ignore_patterns(ONNX_DIR))
+            model = copy
         for check in export_onnx(model, quantize="int8", min_agreement=0.0):
             print(f"exported {check.summary()}", file=sys.stderr)
     return model, random_head
@@ -187,6 +194,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     hf_logging.disable_progress_bar()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
+        named = args.model or DEFAULT_MODEL
         model, random_head = prepare_model(args.model, workdir)
         texts = read_texts(args.input, args.n) if args.input else generate_texts(args.n)
         run = scorers(model, paths)
@@ -232,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     head = " (base model, random head)" if random_head else ""
     print(
-        f"\n{len(texts):,} reviews, model {model}{head}, "
+        f"\n{len(texts):,} reviews, model {model.name if random_head else named}{head}, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"load average {load_before:.1f} before / {load_after:.1f} after"
     )
@@ -251,7 +259,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         if f1 is not None and torch_f1 is not None and name != "torch":
             f1_text += f" ({(f1 - torch_f1) * 100:+.1f} pts)"
         print(
-            f"| {name} | {rate:.0f} | {fmt(ratio, '.2f')}x | {fmt(same_texts, '.2%')} "
+            f"| {name} | {rate:.0f} | {fmt(ratio, '.2f')}{'x' if ratio else ''} "
+            f"| {fmt(same_texts, '.2%')} "
             f"| {fmt(same_decisions, '.2%')} | {fmt(diff, '.4f')} | {f1_text} | {memory:,.0f} MB |"
         )
     own = vm_hwm_mb()

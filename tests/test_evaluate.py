@@ -107,3 +107,14 @@ def test_report_carries_the_interval_and_reads_reports_saved_without_it():
     del old["complaint_macro_f1_interval"]
     assert EvaluationReport.from_dict(old).complaint_macro_f1_interval == []
     assert complaint_f1_interval(TARGETS[:0], TARGETS[:0], LABELS) == []
+
+
+def test_resamples_without_a_label_do_not_drag_the_interval_down():
+    # one service complaint among forty reviews, found; product complaints all found: F1 1.0
+    truth = np.zeros((40, 4), dtype=int)
+    truth[0, 0] = 1
+    truth[::2, 1] = 1
+    # about a third of the resamples lack the single positive; counted as F1 0 they would put the
+    # lower end at 0.5
+    assert complaint_f1_interval(truth, truth, LABELS) == [1.0, 1.0]
+    assert complaint_f1_interval(truth[:, [2, 3, 2, 3]], truth[:, [2, 3, 2, 3]], LABELS) == []

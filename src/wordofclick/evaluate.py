@@ -72,7 +72,8 @@ def complaint_f1_interval(
     """Percentile bootstrap interval of the complaint macro-F1, reviews resampled with replacement.
 
     A few hundred held-out reviews, or one industry's forty, pin an F1 down only to within
-    several points; the interval says how many. ``[]`` when there are no reviews.
+    several points; the interval says how many. ``[]`` when there are no reviews, or when no
+    resample has a positive or a prediction for every complaint label.
 
     >>> y = np.array([[1, 1, 0, 0]] * 20 + [[0, 0, 0, 0]] * 20)
     >>> complaint_f1_interval(y, y, LabelSet.default())
@@ -92,11 +93,17 @@ def complaint_f1_interval(
         rows = rng.integers(0, len(truth), size=(min(step, resamples - start), len(truth)))
         true_pos, false_pos, false_neg = counts[:, rows].sum(axis=2)
         denominator = 2 * true_pos + false_pos + false_neg
-        # zero_division=0, as complaint_macro_f1 counts a label nobody has and nobody predicts.
-        f1 = np.where(denominator > 0, 2 * true_pos / np.maximum(denominator, 1), 0.0)
+        # A resample in which a label has no positive and no prediction has no F1 for it (the
+        # point figure would count 0, halving the mean): such resamples are left out, as is
+        # usual for a statistic undefined on some resamples. It happens to small groups only.
+        defined = (denominator > 0).all(axis=1)
+        f1 = 2 * true_pos[defined] / denominator[defined]
         scores.append(f1.mean(axis=1))
+    pooled = np.concatenate(scores)
+    if len(pooled) == 0:
+        return []
     tail = (1 - level) / 2
-    low, high = np.quantile(np.concatenate(scores), [tail, 1 - tail])
+    low, high = np.quantile(pooled, [tail, 1 - tail])
     return [float(low), float(high)]
 
 
