@@ -23,7 +23,8 @@ from wordofclick.labels import LabelSet
 # threshold is decided the same way during tuning and after loading.
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2).astype(np.float32)
 CALIBRATION_BINS = 10
-# Enough resamples that the interval's ends move by less than a point between seeds.
+# Resamples per interval: across seeds its ends moved by under half a point on 500 reviews and
+# by about a point on 40 (one industry of the test split).
 BOOTSTRAP_RESAMPLES = 1000
 
 

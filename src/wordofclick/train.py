@@ -58,7 +58,7 @@ class DataSource(Settings):
     repeat: int = Field(
         1, ge=1, le=20,
         description="copies of this source's examples in each epoch (oversampling a small source "
-        "among large ones); the copies are added after de-duplication",
+        "among large ones), copies of the source as loaded, added after de-duplication",
     )
 
     @field_validator("path")
