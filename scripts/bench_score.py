@@ -72,7 +72,7 @@ def prepare_model(model: Path | None, workdir: Path) -> tuple[Path, bool]:
         # `woc export-onnx` would refuse: it must do so in a copy, never in the user's folder,
         # where `--backend auto` would then pick it.
         if not random_head:
-            copy = workdir / model.name
+            copy = workdir / "model"
             shutil.copytree(model, copy, ignore=shutil.ignore_patterns(ONNX_DIR))
             model = copy
         for check in export_onnx(model, quantize="int8", min_agreement=0.0):

@@ -48,6 +48,8 @@ def main() -> None:
     parser.add_argument("--xml", type=Path, default=DEFAULT_XML)
     parser.add_argument("--audit", type=Path, default=DEFAULT_AUDIT)
     parser.add_argument("--model", type=Path, help="a saved model folder to place beside both")
+    parser.add_argument("--backend", default="torch",
+                        help="torch (default), onnx, onnx-int8 or auto, as for woc score")
     args = parser.parse_args()
     if not args.xml.is_file():
         raise SystemExit(f"{args.xml}: not found; this needs the shared MAMS files (../shared)")
@@ -71,8 +73,10 @@ def main() -> None:
     if args.model:
         from wordofclick.model import ComplaintClassifier
 
-        classifier = ComplaintClassifier.from_pretrained(args.model, backend="auto")
-        model_said = classifier.decide(classifier.predict_proba([s.text for s in sentences]))
+        classifier = ComplaintClassifier.from_pretrained(args.model, backend=args.backend)
+        decided = classifier.decide(classifier.predict_proba([s.text for s in sentences]))
+        # the model's columns follow its own label order; the table follows ours
+        model_said = decided[:, [classifier.labels.index(name) for name in labels]]
 
     print(f"{len(sentences)} sentences of {args.xml.name}")
     header = "| label | positives mapped / guide | kappa | guide F1 vs mapped |"

@@ -262,6 +262,31 @@ def test_a_repeated_source_is_copied_after_dedupe_and_its_bad_rows_reported_once
     assert len(rows) == 3 and not data.targets[rows].any()
 
 
+def test_repeat_copies_only_what_dedupe_kept(tmp_path):
+    from wordofclick.labels import DEFAULT_LABELS, LabelSet
+
+    first = tmp_path / "first.jsonl"
+    first.write_text(json.dumps({"text": "Rude staff", "labels": ["service_complaint"]}) + "\n")
+    repeated = tmp_path / "repeated.jsonl"
+    repeated.write_text("".join(json.dumps(row) + "\n" for row in [
+        {"text": "rude  staff", "labels": []},  # the first source's text: dropped, not copied
+        {"text": "cold soup", "labels": ["product_complaint"]},
+        {"text": "Cold soup", "labels": ["product_complaint"]},  # a repeat inside the source
+    ]))
+    sources = [DataSource(path=str(first)), DataSource(path=str(repeated), repeat=3)]
+    data, _ = load_sources(sources, LabelSet.of(DEFAULT_LABELS), dedupe=True)
+    assert data.texts == ["Rude staff", "cold soup", "cold soup", "cold soup"]
+
+
+def test_fallback_dev_split_counts_each_repeated_review_once(tiny_base_dir, tmp_path):
+    settings = tiny_settings(tmp_path, tiny_base_dir, dev=[], dev_fraction=0.25, max_steps=1)
+    settings.train = [DataSource(path=settings.train[0].path, repeat=3)]
+    result = train(settings, progress=False)
+    training = json.loads((result.model_dir / META_FILE).read_text())["training"]
+    # 40 distinct rows: a quarter to dev, once each; the other 30 three times in train
+    assert (training["dev_examples"], training["train_examples"]) == (10, 90)
+
+
 def test_repeat_on_a_dev_source_is_refused():
     with pytest.raises(ValueError, match=r"dev: d\.jsonl has repeat, which only a train"):
         TrainSettings(dev=[{"path": "d.jsonl", "repeat": 2}])

@@ -91,27 +91,44 @@ def drop_overlap(data: LabeledData, held_out: LabeledData) -> tuple[LabeledData,
     return kept, len(data) - len(keep)
 
 
+def first_occurrences(parts: Sequence[LabeledData]) -> tuple[list[list[int]], int]:
+    """Per part, the rows whose text (case/space-blind) no earlier row had, and how many of the
+    repeats carried different labels from the copy kept."""
+    kept: list[list[int]] = []
+    first: dict[str, np.ndarray] = {}
+    conflicts = 0
+    for part in parts:
+        rows = []
+        for i, text in enumerate(part.texts):
+            key = _normalise(text)
+            if key in first:
+                conflicts += int(not np.array_equal(first[key], part.targets[i]))
+                continue
+            first[key] = part.targets[i]
+            rows.append(i)
+        kept.append(rows)
+    return kept, conflicts
+
+
 def combine(parts: Iterable[LabeledData], labels: LabelSet, dedupe: bool = True) -> LabeledData:
     """Concatenate labeled data, keeping the first copy of texts that repeat (case/space-blind)."""
+    parts = list(parts)
+    if dedupe:
+        kept, conflicts = first_occurrences(parts)
+        if conflicts:
+            log.info("%d repeated texts had different labels; the first copy was kept", conflicts)
+    else:
+        kept = [list(range(len(part))) for part in parts]
     texts: list[str] = []
     rows: list[np.ndarray] = []
     groups: list[str] = []
     set_aside: list[SetAside] = []
-    seen: dict[str, int] = {}
-    conflicts = 0
-    for part in parts:
+    for part, indices in zip(parts, kept, strict=True):
         set_aside.extend(part.set_aside)
-        for i, text in enumerate(part.texts):
-            key = _normalise(text)
-            if dedupe and key in seen:
-                conflicts += int(not np.array_equal(rows[seen[key]], part.targets[i]))
-                continue
-            seen[key] = len(texts)
-            texts.append(text)
+        for i in indices:
+            texts.append(part.texts[i])
             rows.append(part.targets[i])
             groups.append(part.groups[i] if part.groups else "")
-    if dedupe and conflicts:
-        log.info("%d repeated texts had different labels; the first copy was kept", conflicts)
     targets = np.stack(rows) if rows else np.zeros((0, len(labels)), dtype=np.float32)
     return LabeledData(texts, targets.astype(np.float32), labels, groups, set_aside)
 

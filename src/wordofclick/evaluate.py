@@ -73,38 +73,37 @@ def complaint_f1_interval(
     """Percentile bootstrap interval of the complaint macro-F1, reviews resampled with replacement.
 
     A few hundred held-out reviews, or one industry's forty, pin an F1 down only to within
-    several points; the interval says how many. ``[]`` when there are no reviews, or when no
-    resample has a positive or a prediction for every complaint label.
+    several points; the interval says how many. ``[]`` when there are no reviews, or when fewer
+    than half the resamples have a positive or a prediction for every complaint label.
 
     >>> y = np.array([[1, 1, 0, 0]] * 20 + [[0, 0, 0, 0]] * 20)
     >>> complaint_f1_interval(y, y, LabelSet.default())
     [1.0, 1.0]
     """
+    if resamples < 1:
+        raise ValueError(f"resamples={resamples}: need at least one")
     if len(targets) == 0:
         return []
     columns = [labels.index(n) for n in labels.complaints]
     truth = np.asarray(targets)[:, columns].astype(bool)
     said = np.asarray(decisions)[:, columns].astype(bool)
-    counts = np.stack([truth & said, ~truth & said, truth & ~said]).astype(np.int32)
-    rng = np.random.default_rng(seed)
-    scores: list[np.ndarray] = []
-    # Chunks of resamples keep the index matrix small on large evaluation sets.
-    step = max(1, 2_000_000 // len(truth))
-    for start in range(0, resamples, step):
-        rows = rng.integers(0, len(truth), size=(min(step, resamples - start), len(truth)))
-        true_pos, false_pos, false_neg = counts[:, rows].sum(axis=2)
-        denominator = 2 * true_pos + false_pos + false_neg
-        # A resample in which a label has no positive and no prediction has no F1 for it (the
-        # point figure would count 0, halving the mean): such resamples are left out, as is
-        # usual for a statistic undefined on some resamples. It happens to small groups only.
-        defined = (denominator > 0).all(axis=1)
-        f1 = 2 * true_pos[defined] / denominator[defined]
-        scores.append(f1.mean(axis=1))
-    pooled = np.concatenate(scores)
-    if len(pooled) == 0:
+    # A resample only changes how often each (truth, decision) pattern occurs, so drawing the
+    # pattern counts from a multinomial is the same bootstrap at a cost that does not grow with
+    # the number of reviews.
+    patterns, counts = np.unique(np.hstack([truth, said]), axis=0, return_counts=True)
+    real, predicted = patterns[:, : len(columns)], patterns[:, len(columns) :]
+    draws = np.random.default_rng(seed).multinomial(len(truth), counts / len(truth), resamples)
+    true_pos = draws @ (real & predicted)
+    denominator = 2 * true_pos + draws @ (~real & predicted) + draws @ (real & ~predicted)
+    # A resample in which a label has no positive and no prediction has no F1 for it (the
+    # point figure would count 0, halving the mean): such resamples are left out, as is usual
+    # for a statistic undefined on some resamples. It happens to small groups only.
+    defined = (denominator > 0).all(axis=1)
+    if defined.sum() < resamples / 2:
         return []
+    scores = (2 * true_pos[defined] / denominator[defined]).mean(axis=1)
     tail = (1 - level) / 2
-    low, high = np.quantile(pooled, [tail, 1 - tail])
+    low, high = np.quantile(scores, [tail, 1 - tail])
     return [float(low), float(high)]
 
 

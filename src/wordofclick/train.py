@@ -20,7 +20,14 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from wordofclick.data import CORPUS_PREFIX, LabeledData, combine, drop_overlap, load_labeled
+from wordofclick.data import (
+    CORPUS_PREFIX,
+    LabeledData,
+    combine,
+    drop_overlap,
+    first_occurrences,
+    load_labeled,
+)
 from wordofclick.datasets import SPLITS
 from wordofclick.errors import DataError
 from wordofclick.evaluate import (
@@ -58,7 +65,7 @@ class DataSource(Settings):
     repeat: int = Field(
         1, ge=1, le=20,
         description="copies of this source's examples in each epoch (oversampling a small source "
-        "among large ones), copies of the source as loaded, added after de-duplication",
+        "among large ones): the rows de-duplication kept, copied after it",
     )
 
     @field_validator("path")
@@ -190,7 +197,7 @@ def load_sources(
     Returns ``(data, held_out)``; either is ``None`` when there is nothing in it (every source
     optional and absent, or no source with a ``dev_fraction``).
     """
-    parts, copies, held_out = [], [], []
+    parts, repeats, held_out = [], [], []
     for source in sources:
         is_file = not source.path.startswith(CORPUS_PREFIX)
         if is_file and source.optional and not Path(source.path).exists():
@@ -201,11 +208,14 @@ def load_sources(
             data, dev = split_dev(data, source.dev_fraction, seed)
             held_out.append(dev)
         parts.append(data)
-        # subset() leaves the set-aside rows behind: they are reported once, by the original.
-        copies.extend([data.subset(range(len(data)))] * (source.repeat - 1))
+        repeats.append(source.repeat)
     combined = combine(parts, labels, dedupe=dedupe) if parts else None
-    if combined is not None and copies:
-        # The copies must survive de-duplication: they are the point of repeating a source.
+    if combined is not None and max(repeats, default=1) > 1:
+        # Copy exactly the rows that de-duplication kept from each source (subset() leaves the
+        # set-aside rows behind, reported once); the copies must then survive de-duplication.
+        kept = first_occurrences(parts)[0] if dedupe else [range(len(p)) for p in parts]
+        copies = [part.subset(rows) for part, rows, n in zip(parts, kept, repeats, strict=True)
+                  for _ in range(n - 1)]
         combined = combine([combined, *copies], labels, dedupe=False)
     return combined, combine(held_out, labels, dedupe=dedupe) if held_out else None
 
@@ -319,7 +329,10 @@ def train(settings: TrainSettings, progress: bool = True) -> TrainResult:
             [dev_data, held_out], labels, dedupe=settings.dedupe
         )
     if dev_data is None:
-        train_data, dev_data = split_dev(train_data, settings.dev_fraction, settings.seed)
+        # Split the distinct texts, so that dev holds each once and the copies of a repeated
+        # source stay together; drop_overlap below takes every copy of a dev text out of train.
+        distinct = combine([train_data], labels, dedupe=True)
+        dev_data = split_dev(distinct, settings.dev_fraction, settings.seed)[1]
         log.info("no dev data: holding out %d of the training examples", len(dev_data))
     train_data, overlap = drop_overlap(train_data, dev_data)
     if overlap:
