@@ -1,11 +1,12 @@
 """How far the public data's labels are from our annotation guide, and where a model sits.
 
 MAMS labels aspects (food, service, staff, ...) with a polarity; the shared data README maps them
-onto our four labels. `scripts/audit/mams_acsa_val_guide_labels.jsonl` holds a second, blind
-labeling of every MAMS val sentence under `ANNOTATION_GUIDE.md` (the annotator saw only the
-text: no aspects, no polarity, no model output; our labels and the file's sentence ids, never its
-text). This script prints, per label, Cohen's kappa between the two labelings and the F1 of one
-against the other; with --model, the model's F1 against each.
+onto our four labels. `../shared/data/audit/mams_acsa_val_guide_labels.jsonl` holds a second,
+blind labeling of every MAMS val sentence under `ANNOTATION_GUIDE.md` (the annotator saw only the
+text: no aspects, no polarity, no model output; sentence ids and labels). It annotates the
+public file, so it lives beside it and is read by path, like the file itself. This script
+prints, per label, Cohen's kappa between the two labelings and the F1 of one against the other;
+with --model, the model's F1 against each.
 
     python scripts/label_agreement.py --model models/default
 
@@ -30,8 +31,9 @@ from wordofclick.absa import iter_sentences, labels_for
 from wordofclick.labels import LabelSet
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_XML = HERE.parents[1] / "shared/data/absa/mams_acsa_val.xml"
-DEFAULT_AUDIT = HERE / "audit/mams_acsa_val_guide_labels.jsonl"
+SHARED_DATA = HERE.parents[1] / "shared/data"
+DEFAULT_XML = SHARED_DATA / "absa/mams_acsa_val.xml"
+DEFAULT_AUDIT = SHARED_DATA / "audit/mams_acsa_val_guide_labels.jsonl"
 
 
 def label_matrix(rows: list[list[str]], labels: LabelSet) -> np.ndarray:
@@ -51,8 +53,9 @@ def main() -> None:
     parser.add_argument("--backend", default="torch",
                         help="torch (default), onnx, onnx-int8 or auto, as for woc score")
     args = parser.parse_args()
-    if not args.xml.is_file():
-        raise SystemExit(f"{args.xml}: not found; this needs the shared MAMS files (../shared)")
+    for needed in (args.xml, args.audit):
+        if not needed.is_file():
+            raise SystemExit(f"{needed}: not found; this needs the shared data (../shared/data)")
 
     labels = LabelSet.default()
     sentences = iter_sentences(args.xml)
