@@ -91,7 +91,7 @@ def drop_overlap(data: LabeledData, held_out: LabeledData) -> tuple[LabeledData,
     return kept, len(data) - len(keep)
 
 
-def first_occurrences(parts: Sequence[LabeledData]) -> tuple[list[list[int]], int]:
+def _first_occurrences(parts: Sequence[LabeledData]) -> tuple[list[list[int]], int]:
     """Per part, the rows whose text (case/space-blind) no earlier row had, and how many of the
     repeats carried different labels from the copy kept."""
     kept: list[list[int]] = []
@@ -110,25 +110,32 @@ def first_occurrences(parts: Sequence[LabeledData]) -> tuple[list[list[int]], in
     return kept, conflicts
 
 
-def combine(parts: Iterable[LabeledData], labels: LabelSet, dedupe: bool = True) -> LabeledData:
-    """Concatenate labeled data, keeping the first copy of texts that repeat (case/space-blind)."""
+def combine(
+    parts: Iterable[LabeledData],
+    labels: LabelSet,
+    dedupe: bool = True,
+    repeats: Sequence[int] | None = None,
+) -> LabeledData:
+    """Concatenate labeled data, keeping the first copy of texts that repeat (case/space-blind).
+
+    ``repeats[i]`` oversamples part ``i``: the rows kept from it appear that many times, the
+    extra copies after all the parts (de-duplication never removes them).
+    """
     parts = list(parts)
     if dedupe:
-        kept, conflicts = first_occurrences(parts)
+        kept, conflicts = _first_occurrences(parts)
         if conflicts:
             log.info("%d repeated texts had different labels; the first copy was kept", conflicts)
     else:
         kept = [list(range(len(part))) for part in parts]
-    texts: list[str] = []
-    rows: list[np.ndarray] = []
-    groups: list[str] = []
-    set_aside: list[SetAside] = []
-    for part, indices in zip(parts, kept, strict=True):
-        set_aside.extend(part.set_aside)
-        for i in indices:
-            texts.append(part.texts[i])
-            rows.append(part.targets[i])
-            groups.append(part.groups[i] if part.groups else "")
+    extra = [n - 1 for n in repeats] if repeats is not None else [0] * len(parts)
+    order = [(part, i) for part, rows in zip(parts, kept, strict=True) for i in rows]
+    order += [(part, i) for part, rows, n in zip(parts, kept, extra, strict=True)
+              for _ in range(n) for i in rows]
+    texts = [part.texts[i] for part, i in order]
+    rows = [part.targets[i] for part, i in order]
+    groups = [part.groups[i] if part.groups else "" for part, i in order]
+    set_aside = [row for part in parts for row in part.set_aside]
     targets = np.stack(rows) if rows else np.zeros((0, len(labels)), dtype=np.float32)
     return LabeledData(texts, targets.astype(np.float32), labels, groups, set_aside)
 

@@ -25,7 +25,6 @@ from wordofclick.data import (
     LabeledData,
     combine,
     drop_overlap,
-    first_occurrences,
     load_labeled,
 )
 from wordofclick.datasets import SPLITS
@@ -209,15 +208,10 @@ def load_sources(
             held_out.append(dev)
         parts.append(data)
         repeats.append(source.repeat)
-    combined = combine(parts, labels, dedupe=dedupe) if parts else None
-    if combined is not None and max(repeats, default=1) > 1:
-        # Copy exactly the rows that de-duplication kept from each source (subset() leaves the
-        # set-aside rows behind, reported once); the copies must then survive de-duplication.
-        kept = first_occurrences(parts)[0] if dedupe else [range(len(p)) for p in parts]
-        copies = [part.subset(rows) for part, rows, n in zip(parts, kept, repeats, strict=True)
-                  for _ in range(n - 1)]
-        combined = combine([combined, *copies], labels, dedupe=False)
-    return combined, combine(held_out, labels, dedupe=dedupe) if held_out else None
+    return (
+        combine(parts, labels, dedupe=dedupe, repeats=repeats) if parts else None,
+        combine(held_out, labels, dedupe=dedupe) if held_out else None,
+    )
 
 
 def split_dev(data: LabeledData, fraction: float, seed: int) -> tuple[LabeledData, LabeledData]:
