@@ -28,6 +28,7 @@ import numpy as np
 from sklearn.metrics import cohen_kappa_score, f1_score
 
 from wordofclick.absa import iter_sentences, labels_for
+from wordofclick.evaluate import complaint_macro_f1
 from wordofclick.labels import LabelSet
 
 HERE = Path(__file__).resolve().parent
@@ -37,12 +38,7 @@ DEFAULT_AUDIT = SHARED_DATA / "audit/mams_acsa_val_guide_labels.jsonl"
 
 
 def label_matrix(rows: list[list[str]], labels: LabelSet) -> np.ndarray:
-    return np.array([[name in row for name in labels] for row in rows], dtype=int)
-
-
-def complaint_f1(truth: np.ndarray, other: np.ndarray, labels: LabelSet) -> float:
-    columns = [labels.index(name) for name in labels.complaints]
-    return float(np.mean([f1_score(truth[:, j], other[:, j], zero_division=0) for j in columns]))
+    return np.array([labels.encode(row) for row in rows], dtype=int)
 
 
 def main() -> None:
@@ -95,10 +91,10 @@ def main() -> None:
             row += (f" {f1_score(mapped[:, j], model_said[:, j], zero_division=0):.3f} |"
                     f" {f1_score(guide[:, j], model_said[:, j], zero_division=0):.3f} |")
         print(row)
-    summary = f"complaint macro-F1: guide vs mapped {complaint_f1(mapped, guide, labels):.3f}"
+    summary = f"complaint macro-F1: guide vs mapped {complaint_macro_f1(mapped, guide, labels):.3f}"
     if model_said is not None:
-        summary += (f"; model vs mapped {complaint_f1(mapped, model_said, labels):.3f}"
-                    f"; model vs guide {complaint_f1(guide, model_said, labels):.3f}")
+        summary += (f"; model vs mapped {complaint_macro_f1(mapped, model_said, labels):.3f}"
+                    f"; model vs guide {complaint_macro_f1(guide, model_said, labels):.3f}")
     print(summary)
 
 
