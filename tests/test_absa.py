@@ -124,18 +124,31 @@ def test_shared_mams_val_counts_match_the_data_readme():
     assert sum(1 for r in records if not r["labels"]) == 78
 
 
-AUDIT = SHARED_DATA.parent / "audit" / "mams_acsa_val_guide_labels.jsonl"
+AUDIT = (
+    Path(__file__).resolve().parents[1] / "scripts/corpus/audit/mams_acsa_val_guide_labels.jsonl"
+)
 
 
-@pytest.mark.skipif(not AUDIT.is_file(), reason="../shared/data/audit is absent")
-def test_guide_audit_of_mams_val_is_well_formed_and_covers_every_sentence():
-    from wordofclick.absa import iter_sentences
+def audit_records() -> list[dict]:
+    return [json.loads(line) for line in AUDIT.read_text(encoding="utf-8").splitlines()]
+
+
+def test_guide_audit_holds_ids_and_labels_only():
+    """Our second labeling of MAMS val: one record per sentence, none of the public text."""
     from wordofclick.labels import DEFAULT_LABELS
 
-    records = [json.loads(line) for line in AUDIT.read_text(encoding="utf-8").splitlines()]
+    records = audit_records()
     assert len(records) == 400
     assert len({r["sentence_id"] for r in records}) == 400
-    assert all(set(r["labels"]) <= set(DEFAULT_LABELS) for r in records)
     assert all(set(r) == {"sentence_id", "labels"} for r in records)
+    assert all(set(r["labels"]) <= set(DEFAULT_LABELS) for r in records)
+    assert all(r["labels"] == sorted(r["labels"], key=DEFAULT_LABELS.index) for r in records)
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mams_acsa_val.xml").is_file(),
+                    reason="../shared/data/absa/mams_acsa_val.xml is absent")
+def test_guide_audit_covers_every_mams_val_sentence():
+    from wordofclick.absa import iter_sentences
+
     sentences = iter_sentences(SHARED_DATA / "mams_acsa_val.xml")
-    assert {s.sentence_id for s in sentences} == {r["sentence_id"] for r in records}
+    assert {s.sentence_id for s in sentences} == {r["sentence_id"] for r in audit_records()}
