@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-ENCODER = ".encoder."  # the dense layers quantize_dynamic rounds (pooler and head stay fp32 here)
+# Only the encoder is emulated and rebuilt here; quantize_dynamic also rounds pooler, head, embeddings.
+ENCODER = ".encoder."
 
 
 def round_weights(weight: torch.Tensor) -> torch.Tensor:
