@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# Only the encoder is emulated and rebuilt here; quantize_dynamic also rounds pooler, head, embeddings.
+# Only the encoder is emulated and rebuilt here (quantize_dynamic also rounds pooler, head,
+# embeddings).
 ENCODER = ".encoder."
 
 
