@@ -1,10 +1,10 @@
 """How far the public data's labels are from our annotation guide, and where a model sits.
 
 MAMS labels aspects (food, service, staff, ...) with a polarity; the shared data README maps them
-onto our four labels. `scripts/corpus/audit/mams_acsa_val_guide_labels.jsonl` holds a second,
+onto our four labels. `../shared/data/audit/mams_acsa_val_guide_labels.jsonl` holds a second,
 blind labeling of every MAMS val sentence under `ANNOTATION_GUIDE.md` (the annotator saw only the
-text: no aspects, no polarity, no model output). It is our own annotation and holds sentence ids
-and labels only, none of the public text, which stays in ../shared and is read by path. This script
+text: no aspects, no polarity, no model output; sentence ids and labels). It annotates the
+public file, so it lives beside it and is read by path, like the file itself. This script
 prints, per label, Cohen's kappa between the two labelings and the F1 of one against the other;
 with --model, the model's F1 against each.
 
@@ -34,7 +34,7 @@ from wordofclick.labels import LabelSet
 HERE = Path(__file__).resolve().parent
 SHARED_DATA = HERE.parents[1] / "shared/data"
 DEFAULT_XML = SHARED_DATA / "absa/mams_acsa_val.xml"
-DEFAULT_AUDIT = HERE / "corpus/audit/mams_acsa_val_guide_labels.jsonl"
+DEFAULT_AUDIT = SHARED_DATA / "audit/mams_acsa_val_guide_labels.jsonl"
 
 
 def label_matrix(rows: list[list[str]], labels: LabelSet) -> np.ndarray:
@@ -49,10 +49,9 @@ def main() -> None:
     parser.add_argument("--backend", default="torch",
                         help="torch (default), onnx, onnx-int8 or auto, as for woc score")
     args = parser.parse_args()
-    if not args.xml.is_file():
-        raise SystemExit(f"{args.xml}: not found; this needs the shared data (../shared/data)")
-    if not args.audit.is_file():
-        raise SystemExit(f"{args.audit}: not found; pass --audit with the guide labels' path")
+    for needed in (args.xml, args.audit):
+        if not needed.is_file():
+            raise SystemExit(f"{needed}: not found; this needs the shared data (../shared/data)")
 
     labels = LabelSet.default()
     sentences = iter_sentences(args.xml)
