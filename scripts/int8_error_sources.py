@@ -6,9 +6,9 @@ dense layers' weights (one scale per output channel) and, at run time, their inp
 
 1. rounds each source alone in PyTorch, the way ONNX Runtime does, and reports the share of texts
    that keep all their labels (the model's own thresholds): weights only, activations only, both;
-   then two finer activation schemes with the same weights: a scale per token, and the input
-   channels with the largest values (``--outliers`` per layer input, found on corpus train texts)
-   kept in fp32 while the rest is rounded per tensor;
+   then two finer activation schemes: a scale per token (same weights), and the input channels
+   with the largest values (``--outliers`` per layer input, found on corpus train texts) kept in
+   fp32 while the rest is rounded per tensor (with uint8 weights, as its graph stores them);
 2. builds those two schemes as ONNX graphs from standard operators and runs them in ONNX Runtime
    beside the fp32 file and ``quantize_dynamic``'s int8 file, in one process, rounds rotating the
    order, for reviews per second and agreement.
@@ -44,6 +44,12 @@ def round_weights(weight: torch.Tensor) -> torch.Tensor:
     return (weight / scale).round().clamp(-127, 127) * scale
 
 
+def round_weights_uint8(weight: torch.Tensor) -> torch.Tensor:
+    """Asymmetric uint8, one range per output channel (``per_channel=True``, ``QUInt8``)."""
+    return _round_uint8(weight, weight.amin(dim=1, keepdim=True),
+                        weight.amax(dim=1, keepdim=True))
+
+
 def _round_uint8(x: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
     # DynamicQuantizeLinear: the range always holds 0, the zero point is an integer.
     low, high = low.clamp(max=0), high.clamp(min=0)
@@ -73,7 +79,7 @@ def encoder_linears(model: torch.nn.Module) -> dict[str, torch.nn.Linear]:
 @contextmanager
 def rounded(
     model: torch.nn.Module,
-    weights: bool,
+    weights: Callable[[torch.Tensor], torch.Tensor] | None,
     activations: Callable[[str, torch.Tensor], torch.Tensor] | None,
 ) -> Iterator[None]:
     """The model with its encoder's dense weights and/or input activations rounded."""
@@ -82,8 +88,8 @@ def rounded(
     hooks = []
     try:
         for name, linear in linears.items():
-            if weights:
-                linear.weight.data = round_weights(linear.weight.data)
+            if weights is not None:
+                linear.weight.data = weights(linear.weight.data)
             if activations is not None:
                 hooks.append(linear.register_forward_pre_hook(
                     lambda _module, args, name=name: (activations(name, args[0]),)
@@ -325,12 +331,14 @@ def main(argv: list[str] | None = None) -> None:
     stretch = [float(values.max() / values.median()) for values in maxima.values()]
     rows = []
     emulations = [
-        ("weights only", True, None),
-        ("activations only, per tensor", False, lambda _name, x: round_per_tensor(x)),
-        ("weights + activations per tensor (quantize_dynamic)", True,
+        ("weights only", round_weights, None),
+        ("activations only, per tensor", None, lambda _name, x: round_per_tensor(x)),
+        ("weights + activations per tensor (quantize_dynamic)", round_weights,
          lambda _name, x: round_per_tensor(x)),
-        ("weights + activations per token", True, lambda _name, x: round_per_token(x)),
-        (f"weights + per tensor, top {args.outliers} channels fp32", True, outlier_rounding(top)),
+        ("weights + activations per token", round_weights, lambda _name, x: round_per_token(x)),
+        # uint8 weights, as the outlier-split graph below stores them
+        (f"uint8 weights + per tensor, top {args.outliers} channels fp32", round_weights_uint8,
+         outlier_rounding(top)),
     ]
     for label, weights, activations in emulations:
         with rounded(classifier.model, weights, activations):

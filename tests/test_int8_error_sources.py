@@ -110,6 +110,12 @@ def test_outlier_split_keeps_the_top_channels_exact(sources, tmp_path):
     np.testing.assert_allclose(
         run(tmp_path / "split.onnx", {"x": only_outlier}), only_outlier @ weight, atol=1e-5
     )
+    # The whole graph computes the emulation: the rest rounded per tensor times uint8 weights.
+    rest = torch.from_numpy(x).clone()
+    rest[..., 7] = 0.0
+    emulated = (sources.round_per_tensor(rest)
+                @ sources.round_weights_uint8(torch.from_numpy(weight).T).T).numpy()
+    np.testing.assert_allclose(got, emulated + only_outlier @ weight, atol=1e-4)
     # The rest is rounded on a range the outlier no longer stretches: closer than per tensor.
     plain = x @ weight
     per_tensor = sources.round_per_tensor(torch.from_numpy(x)).numpy() @ weight
