@@ -295,3 +295,49 @@ def test_repeat_on_a_dev_source_is_refused():
 def test_dev_fraction_on_a_dev_source_is_refused():
     with pytest.raises(ValueError, match=r"dev: d\.jsonl has dev_fraction, which only a train"):
         TrainSettings(dev=[{"path": "d.jsonl", "dev_fraction": 0.5}])
+
+
+def test_joined_pairs_add_two_texts_of_the_source_with_the_union_of_their_labels(tmp_path):
+    from wordofclick.labels import DEFAULT_LABELS, LabelSet
+
+    source = write_data(tmp_path, "pairs.jsonl", repeat=1)
+    plain, _ = load_sources([DataSource(path=str(source))], LabelSet.of(DEFAULT_LABELS), True)
+    labels_of = dict(zip(plain.texts, plain.targets.tolist(), strict=True))
+    data, _ = load_sources(
+        [DataSource(path=str(source), joined_pairs=1.5)], LabelSet.of(DEFAULT_LABELS), True
+    )
+    assert len(data) == 10 + 15
+    assert data.texts[:10] == plain.texts
+    for text, target in zip(data.texts[10:], data.targets[10:].tolist(), strict=True):
+        first, second = (
+            t for t in plain.texts if text.startswith(t + " ") or text.endswith(" " + t)
+        )
+        assert first != second
+        assert target == np.maximum(labels_of[first], labels_of[second]).tolist()
+    again, _ = load_sources(
+        [DataSource(path=str(source), joined_pairs=1.5)], LabelSet.of(DEFAULT_LABELS), True
+    )
+    assert again.texts == data.texts
+
+
+def test_joined_pairs_leave_the_dev_part_of_a_source_out(tmp_path):
+    from wordofclick.labels import DEFAULT_LABELS, LabelSet
+
+    source = write_data(tmp_path, "pairs.jsonl", repeat=4)
+    data, held_out = load_sources(
+        [DataSource(path=str(source), dev_fraction=0.25, joined_pairs=1.0)],
+        LabelSet.of(DEFAULT_LABELS), True,
+    )
+    assert len(held_out) == 10 and len(data) == 2 * 30
+    train_texts = set(data.texts[:30])
+    for text in data.texts[30:]:
+        # some split of the pair at a space gives two training texts (and so no dev text)
+        assert any(
+            text[:cut] in train_texts and text[cut + 1 :] in train_texts
+            for cut in range(len(text)) if text[cut] == " "
+        ), text
+
+
+def test_joined_pairs_on_a_dev_source_are_refused():
+    with pytest.raises(ValueError, match=r"dev: d\.jsonl has joined_pairs, which only a train"):
+        TrainSettings(dev=[{"path": "d.jsonl", "joined_pairs": 0.5}])
