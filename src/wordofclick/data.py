@@ -140,38 +140,6 @@ def combine(
     return LabeledData(texts, targets.astype(np.float32), labels, groups, set_aside)
 
 
-def joined_pairs(data: LabeledData, fraction: float, seed: int = 0) -> LabeledData:
-    """``round(fraction * len(data))`` examples, each two of ``data``'s texts joined by a space,
-    labeled with the union of their labels.
-
-    MAMS keeps only sentences whose aspects disagree, so in it a service complaint almost never
-    comes with a product complaint (3% of the time, against 19% without one); a model trained on
-    it learns that one complaint rules out the other and gives "support never answered about my
-    broken phone" the service label alone. Joined pairs say that labels add up.
-
-    >>> from wordofclick.labels import LabelSet
-    >>> two = LabeledData(["Rude waiter.", "Cold soup."], np.array([[1, 0, 0, 0], [0, 1, 0, 0]],
-    ...                   dtype=np.float32), LabelSet.default())
-    >>> pair = joined_pairs(two, 0.5)
-    >>> pair.texts[0] in ("Rude waiter. Cold soup.", "Cold soup. Rude waiter.")
-    True
-    >>> pair.targets.tolist()
-    [[1.0, 1.0, 0.0, 0.0]]
-    """
-    count = round(fraction * len(data))
-    if count == 0 or len(data) < 2:
-        return data.subset([])
-    rng = np.random.default_rng(seed)
-    first = rng.integers(0, len(data), count)
-    # An offset in 1..n-1 makes the second text always another row than the first.
-    second = (first + rng.integers(1, len(data), count)) % len(data)
-    return LabeledData(
-        texts=[f"{data.texts[i]} {data.texts[j]}" for i, j in zip(first, second, strict=True)],
-        targets=np.maximum(data.targets[first], data.targets[second]),
-        labels=data.labels,
-    )
-
-
 def load_labeled(spec: str | Path, labels: LabelSet, granularity: str = "sentence") -> LabeledData:
     """Load one labeled file (or ``corpus:<split>``) into texts and a target matrix.
 

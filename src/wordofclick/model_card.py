@@ -97,8 +97,6 @@ def _source(source: dict[str, Any]) -> str:
         notes.append(f"{source['dev_fraction']:.0%} held out for dev")
     if source.get("repeat", 1) > 1:
         notes.append(f"{source['repeat']} copies per epoch")
-    if source.get("joined_pairs"):
-        notes.append(f"{source['joined_pairs']:g} joined pairs per example")
     return source["path"] + (f" ({', '.join(notes)})" if notes else "")
 
 

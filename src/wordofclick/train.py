@@ -25,7 +25,6 @@ from wordofclick.data import (
     LabeledData,
     combine,
     drop_overlap,
-    joined_pairs,
     load_labeled,
 )
 from wordofclick.datasets import SPLITS
@@ -66,12 +65,6 @@ class DataSource(Settings):
         1, ge=1, le=20,
         description="copies of this source's examples in each epoch (oversampling a small source "
         "among large ones): the rows de-duplication kept, copied after it",
-    )
-    joined_pairs: float = Field(
-        0.0, ge=0, le=5,
-        description="add this many examples per example of the source (0.5: half as many), each "
-        "two of its texts joined, with both texts' labels: teaches that a complaint about one "
-        "aspect does not rule out another (MAMS sentences were chosen so that it nearly does)",
     )
 
     @field_validator("path")
@@ -170,11 +163,6 @@ class TrainSettings(Settings):
                     f"dev: {source.path} has repeat, which only a train source can have "
                     "(copies would count twice in the dev metrics); remove it"
                 )
-            if source.joined_pairs:
-                raise ValueError(
-                    f"dev: {source.path} has joined_pairs, which only a train source can have "
-                    "(dev measures the reviews as they are); remove it"
-                )
         return self
 
     @property
@@ -220,10 +208,6 @@ def load_sources(
             held_out.append(dev)
         parts.append(data)
         repeats.append(source.repeat)
-        if source.joined_pairs:
-            # Drawn after the dev split: none of this source's dev texts ends up in a pair.
-            parts.append(joined_pairs(data, source.joined_pairs, seed))
-            repeats.append(1)
     return (
         combine(parts, labels, dedupe=dedupe, repeats=repeats) if parts else None,
         combine(held_out, labels, dedupe=dedupe) if held_out else None,
