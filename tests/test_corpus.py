@@ -7,6 +7,7 @@ import re
 from collections import defaultdict
 from importlib import resources
 from itertools import combinations
+from pathlib import Path
 
 import pytest
 from sklearn.metrics import cohen_kappa_score
@@ -144,3 +145,18 @@ def test_load_corpus_split_and_errors():
     assert set(test.column("split").to_pylist()) == {"test"}
     with pytest.raises(ValueError, match="expected one of train, dev, test"):
         load_corpus("validation")
+
+
+def test_the_default_config_reads_every_bundled_review_whole():
+    """The default model's maximum length covers the longest review of the bundled corpus."""
+    from transformers import AutoTokenizer
+
+    from wordofclick.model import locate_base_model
+    from wordofclick.settings import load_settings
+    from wordofclick.train import TrainSettings
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "train.yaml"
+    settings = load_settings(TrainSettings, config, [])
+    tokenizer = AutoTokenizer.from_pretrained(locate_base_model(settings.base_model))
+    lengths = [len(ids) for ids in tokenizer(load_corpus()["text"].to_pylist())["input_ids"]]
+    assert max(lengths) <= settings.max_length
