@@ -1,7 +1,8 @@
 """Build the packaged corpus from the hand-written reviews and their two independent labelings.
 
 Inputs (all under scripts/corpus/, written by the team):
-  authored/<industry>.jsonl      reviews as written, with the writer's labels (annotator A)
+  authored/<industry>.jsonl      reviews as written, with the writer's labels (annotator A);
+                                 a company written later for a held-out split carries `split`
   annotations/<industry>.jsonl   a second annotator's blind labels (annotator B), by key
   adjudication/<industry>.jsonl  the reconciled labels for every review where A and B differ
 
@@ -86,13 +87,16 @@ def load_industry(industry: str) -> list[dict]:
 
 
 def assign_splits(rows: list[dict], industry_number: int) -> dict[str, str]:
-    profiles = {r["profile"]: r["company"] for r in rows}
+    # Companies written for a held-out split after the first build carry that split; the
+    # original six per industry are assigned by the profile rotation.
+    fixed = {r["company"]: r["split"] for r in rows if "split" in r}
+    profiles = {r["profile"]: r["company"] for r in rows if "split" not in r}
     test_profile = ROTATION[industry_number % len(ROTATION)]
     dev_profile = ROTATION[(industry_number + 2) % len(ROTATION)]
     split = {company: "train" for company in profiles.values()}
     split[profiles[test_profile]] = "test"
     split[profiles[dev_profile]] = "dev"
-    return split
+    return split | fixed
 
 
 def created_at(rng: np.random.Generator, rising: bool, service_complaint: bool) -> datetime:
@@ -126,22 +130,26 @@ def kappa_table(rows: list[dict]) -> dict[str, float]:
 def build() -> dict:
     industries = sorted(p.stem for p in (SOURCE / "authored").glob("*.jsonl"))
     rng = np.random.default_rng(SEED)
+    # Held-out companies added later draw dates and engagement from their own stream, so adding
+    # them leaves every earlier review (and the order the trainer reads them in) as it was.
+    held_out_rng = np.random.default_rng([SEED, 2])
     corpus, annotations, everything = [], [], []
     for number, industry in enumerate(industries):
         rows = load_industry(industry)
         splits = assign_splits(rows, number)
         for row in rows:
+            draws = held_out_rng if "split" in row else rng
             rising = RISING.get(industry) == row["profile"]
             service_complaint = "service_complaint" in row["final"]
             negative = service_complaint or "product_complaint" in row["final"]
-            shares, likes = engagement(rng, row["channel"], negative)
+            shares, likes = engagement(draws, row["channel"], negative)
             digest = hashlib.sha1(row["key"].encode()).hexdigest()[:10]
             review = {
                 "review_id": f"woc-{digest}",
                 "company": row["company"],
                 "industry": industry,
                 "text": row["text"],
-                "created_at": created_at(rng, rising, service_complaint).isoformat(),
+                "created_at": created_at(draws, rising, service_complaint).isoformat(),
                 "rating": int(row["rating"]),
                 "channel": row["channel"],
                 "shares": shares,

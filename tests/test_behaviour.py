@@ -21,7 +21,13 @@ from wordofclick.behaviour import (
     score_behaviour,
 )
 from wordofclick.cli import main
-from wordofclick.evaluate import company_shares, evaluate_model, group_metrics, print_report
+from wordofclick.evaluate import (
+    company_share_interval,
+    company_shares,
+    evaluate_model,
+    group_metrics,
+    print_report,
+)
 from wordofclick.labels import DEFAULT_LABELS, LabelSet
 from wordofclick.model import ComplaintClassifier
 
@@ -187,6 +193,9 @@ def test_evaluate_model_attaches_behaviour_and_corpus_breakdown(tiny_model_dir, 
     assert set(report.extra["per_industry"]) == industries
     assert sum(g["examples"] for g in report.extra["per_industry"].values()) == report.examples
     assert set(report.extra["company_share_mae"]) == {SC, PC}
+    for label, (low, high) in report.extra["company_share_mae_interval"].items():
+        assert low <= report.extra["company_share_mae"][label] + 1e-9
+        assert high >= report.extra["company_share_mae"][label] - 1e-9
 
     saved = json.loads((tmp_path / "evaluation.json").read_text(encoding="utf-8"))
     assert saved["extra"]["behaviour"]["pass_rate"] == pytest.approx(behaviour["pass_rate"])
@@ -237,9 +246,22 @@ def test_cli_record_keeps_report_and_baseline_in_the_model_card(tiny_model_dir, 
     assert f"| {industry} | {metrics['examples']} | " \
            f"{metrics['complaint_macro_f1']:.3f} ({low:.3f}-{high:.3f}) |" in card
     assert "beside the baseline" in card and "per industry" in card
+    low, high = entry["report"]["extra"]["company_share_mae_interval"]["product_complaint"]
+    mae = entry["report"]["extra"]["company_share_mae"]["product_complaint"]
+    assert f"product_complaint {mae:.3f} ({low:.3f}-{high:.3f})" in card
     assert "Behavioural tests:" in card and "| negation |" in card
     # Recording again on the same data replaces the entry; the weights are never rewritten.
     assert CliRunner().invoke(main, [*args[:-3], "--record"]).exit_code == 0
     meta = json.loads((model / "wordofclick.json").read_text(encoding="utf-8"))
     assert len(meta["evaluations"]) == 1 and "baseline" not in meta["evaluations"][0]
     assert (model / "model.safetensors").read_bytes() == weights
+
+
+def test_company_share_interval_resamples_companies():
+    result = company_share_interval(TARGETS, PROBS, LABELS, GROUPS, resamples=2000)
+    # two companies with SC gaps 0.35 and 0.15: a resample is both copies of one (0.35 or 0.15,
+    # a quarter of the time each) or one of each (0.25); the 95% interval spans the extremes
+    assert result[SC] == pytest.approx([0.15, 0.35])
+    # one company's gaps everywhere: no spread at all
+    single = company_share_interval(TARGETS, PROBS, LABELS, ["a"] * len(GROUPS))
+    assert single[PC][0] == pytest.approx(single[PC][1])

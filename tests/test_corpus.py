@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from collections import defaultdict
@@ -160,3 +161,42 @@ def test_the_default_config_reads_every_bundled_review_whole():
     tokenizer = AutoTokenizer.from_pretrained(locate_base_model(settings.base_model))
     lengths = [len(ids) for ids in tokenizer(load_corpus()["text"].to_pylist())["input_ids"]]
     assert max(lengths) <= settings.max_length
+
+
+def _build_module():
+    script = Path(__file__).resolve().parents[1] / "scripts" / "build_corpus.py"
+    spec = importlib.util.spec_from_file_location("build_corpus", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_build_script_rewrites_the_packaged_corpus():
+    built = _build_module().build()
+    packaged = [json.loads(line) for line in
+                PACKAGE.joinpath("corpus.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert built["corpus"] == packaged
+
+
+def test_companies_pinned_to_a_split_leave_the_other_reviews_unchanged(monkeypatch):
+    """Held-out companies written later must not shift the dates, engagement or order of the
+    reviews the shipped model was trained on."""
+    module = _build_module()
+    everything = module.build()["corpus"]
+    original = module.load_industry
+    monkeypatch.setattr(module, "load_industry",
+                        lambda industry: [r for r in original(industry) if "split" not in r])
+    without_pinned = module.build()["corpus"]
+    pinned = {r["review_id"] for r in everything} - {r["review_id"] for r in without_pinned}
+    assert pinned, "no company is pinned to a split"
+    assert [r for r in everything if r["review_id"] not in pinned] == without_pinned
+    assert {r["split"] for r in everything if r["review_id"] in pinned} == {"test"}
+
+
+def test_every_industry_has_two_test_companies_and_one_dev_company(corpus):
+    companies = defaultdict(set)
+    for review in corpus:
+        companies[review["industry"], review["split"]].add(review["company"])
+    industries = {r["industry"] for r in corpus}
+    assert all(len(companies[i, "test"]) == 2 for i in industries)
+    assert all(len(companies[i, "dev"]) == 1 for i in industries)

@@ -138,6 +138,8 @@ def _recorded_evaluations(entries: list[dict[str, Any]], labels: list[str]) -> s
 
 
 def _details(entry: dict[str, Any], labels: list[str]) -> list[str]:
+    from wordofclick.evaluate import share_errors
+
     report, baseline, extra = entry["report"], entry.get("baseline"), entry["report"]["extra"]
     lines: list[str] = []
     if baseline:
@@ -170,10 +172,9 @@ def _details(entry: dict[str, Any], labels: list[str]) -> list[str]:
             for industry, m in extra["per_industry"].items()
         ]
     if "company_share_mae" in extra:
-        shares = ", ".join(f"{k} {v:.3f}" for k, v in extra["company_share_mae"].items())
         lines.append(
             "\nPer company, mean absolute difference between the mean predicted probability and "
-            f"the labeled share: {shares}."
+            f"the labeled share (95% interval, companies resampled): {share_errors(extra)}."
         )
     if "behaviour" in extra:
         behaviour = extra["behaviour"]
