@@ -12,8 +12,9 @@ Outputs (inside the package, src/wordofclick/datasets/):
   annotations.jsonl   per review: labels A, labels B, final labels, the adjudication note
   corpus_card.json    counts, label balance and Cohen's kappa per label (quoted by DATASHEET.md)
 
-Everything random (dates, engagement, the split rotation) comes from one seed, so the build is
-reproducible: `python scripts/build_corpus.py` rewrites identical files.
+Everything random (dates, engagement) comes from one seed, and a company pinned to a split
+draws from a stream of that seed and its name, so the build is reproducible: `python
+scripts/build_corpus.py` rewrites identical files.
 """
 
 from __future__ import annotations
@@ -86,10 +87,25 @@ def load_industry(industry: str) -> list[dict]:
     return rows
 
 
-def assign_splits(rows: list[dict], industry_number: int) -> dict[str, str]:
-    # Companies written for a held-out split after the first build carry that split; the
-    # original six per industry are assigned by the profile rotation.
-    fixed = {r["company"]: r["split"] for r in rows if "split" in r}
+def pinned_splits(rows: list[dict], industry: str) -> dict[str, str]:
+    """Companies written for a held-out split after the first build carry that split."""
+    pinned: dict[str, set[str]] = {}
+    for row in rows:
+        if "split" in row:
+            pinned.setdefault(row["company"], set()).add(row["split"])
+    rotated = {r["company"] for r in rows if "split" not in r}
+    for company, splits in pinned.items():
+        if len(splits) != 1 or not splits <= {"dev", "test"}:
+            sys.exit(f"{industry}: {company} is pinned to {sorted(splits)}; pin every review of "
+                     "a company to one split, dev or test")
+        if company in rotated:
+            sys.exit(f"{industry}: {company} has reviews with and without a pinned split")
+    return {company: splits.pop() for company, splits in pinned.items()}
+
+
+def assign_splits(rows: list[dict], industry_number: int, industry: str) -> dict[str, str]:
+    # The original six companies per industry are assigned by the profile rotation.
+    fixed = pinned_splits(rows, industry)
     profiles = {r["profile"]: r["company"] for r in rows if "split" not in r}
     test_profile = ROTATION[industry_number % len(ROTATION)]
     dev_profile = ROTATION[(industry_number + 2) % len(ROTATION)]
@@ -130,16 +146,22 @@ def kappa_table(rows: list[dict]) -> dict[str, float]:
 def build() -> dict:
     industries = sorted(p.stem for p in (SOURCE / "authored").glob("*.jsonl"))
     rng = np.random.default_rng(SEED)
-    # Held-out companies added later draw dates and engagement from their own stream, so adding
-    # them leaves every earlier review (and the order the trainer reads them in) as it was.
-    held_out_rng = np.random.default_rng([SEED, 2])
+    # Each company pinned to a split later draws dates and engagement from a stream of its own,
+    # seeded by its name, so adding one leaves every other review (and the order the trainer
+    # reads them in) as it was.
+    pinned_rng: dict[str, np.random.Generator] = {}
     corpus, annotations, everything = [], [], []
     for number, industry in enumerate(industries):
         rows = load_industry(industry)
-        splits = assign_splits(rows, number)
+        splits = assign_splits(rows, number, industry)
         for row in rows:
-            draws = held_out_rng if "split" in row else rng
-            rising = RISING.get(industry) == row["profile"]
+            draws = rng
+            if "split" in row:
+                name_seed = int(hashlib.sha1(row["company"].encode()).hexdigest()[:8], 16)
+                draws = pinned_rng.setdefault(row["company"],
+                                              np.random.default_rng([SEED, name_seed]))
+            # Only the original rotation's profiles are the trend demo's rising companies.
+            rising = "split" not in row and RISING.get(industry) == row["profile"]
             service_complaint = "service_complaint" in row["final"]
             negative = service_complaint or "product_complaint" in row["final"]
             shares, likes = engagement(draws, row["channel"], negative)
@@ -185,8 +207,8 @@ def build() -> dict:
         "adjudicated": sum(r["labels_a"] != r["labels_b"] for r in everything),
         "hard_cases": {h: sum(r.get("hard_case") == h for r in everything) for h in sorted(
             {r.get("hard_case") for r in everything if r.get("hard_case")})},
-        "rising_companies": sorted({r["company"] for r in everything
-                                    if RISING.get(r["industry"]) == r["profile"]}),
+        "rising_companies": sorted({r["company"] for r in everything if "split" not in r
+                                    and RISING.get(r["industry"]) == r["profile"]}),
     }
     return {"corpus": corpus, "annotations": annotations, "card": card}
 

@@ -25,6 +25,7 @@ from wordofclick.evaluate import (
     company_share_interval,
     company_shares,
     evaluate_model,
+    format_share_errors,
     group_metrics,
     print_report,
 )
@@ -258,10 +259,18 @@ def test_cli_record_keeps_report_and_baseline_in_the_model_card(tiny_model_dir, 
 
 
 def test_company_share_interval_resamples_companies():
-    result = company_share_interval(TARGETS, PROBS, LABELS, GROUPS, resamples=2000)
-    # two companies with SC gaps 0.35 and 0.15: a resample is both copies of one (0.35 or 0.15,
-    # a quarter of the time each) or one of each (0.25); the 95% interval spans the extremes
-    assert result[SC] == pytest.approx([0.15, 0.35])
-    # one company's gaps everywhere: no spread at all
-    single = company_share_interval(TARGETS, PROBS, LABELS, ["a"] * len(GROUPS))
-    assert single[PC][0] == pytest.approx(single[PC][1])
+    gaps = {SC: np.array([0.0, 0.1, 0.2, 0.3, 0.4]), PC: np.array([0.3])}
+    wide = company_share_interval(gaps, resamples=20_000)
+    # the mean of five resampled gaps: mean 0.2, sd 0.1414 / sqrt(5) = 0.0632, so the 95%
+    # interval is close to 0.2 -+ 1.96 * 0.0632
+    assert wide[SC] == pytest.approx([0.2 - 0.124, 0.2 + 0.124], abs=0.01)
+    narrow = company_share_interval(gaps, level=0.5, resamples=20_000)
+    assert wide[SC][0] < narrow[SC][0] < 0.2 < narrow[SC][1] < wide[SC][1]
+    assert wide[PC] == []  # one company: no interval
+
+
+def test_share_errors_read_with_and_without_intervals():
+    extra = {"company_share_mae": {SC: 0.04, PC: 0.06},
+             "company_share_mae_interval": {SC: [0.03, 0.05], PC: []}}
+    assert format_share_errors(extra) == f"{SC} 0.040 (0.030-0.050), {PC} 0.060"
+    assert format_share_errors({"company_share_mae": {SC: 0.04}}) == f"{SC} 0.040"

@@ -171,11 +171,13 @@ def _build_module():
     return module
 
 
-def test_the_build_script_rewrites_the_packaged_corpus():
+def test_the_build_script_rewrites_the_packaged_corpus(card):
     built = _build_module().build()
-    packaged = [json.loads(line) for line in
-                PACKAGE.joinpath("corpus.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert built["corpus"] == packaged
+    for name in ("corpus", "annotations"):
+        packaged = [json.loads(line) for line in
+                    PACKAGE.joinpath(f"{name}.jsonl").read_text(encoding="utf-8").splitlines()]
+        assert built[name] == packaged, name
+    assert built["card"] == card
 
 
 def test_companies_pinned_to_a_split_leave_the_other_reviews_unchanged(monkeypatch):

@@ -24,7 +24,7 @@ from wordofclick.labels import LabelSet
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2).astype(np.float32)
 CALIBRATION_BINS = 10
 # Resamples per interval: across seeds its ends moved by under half a point on 500 reviews and
-# by about a point on 40 (one industry of the test split).
+# by about a point on 40 (one industry of the 12-company test split of 2026-12-04).
 BOOTSTRAP_RESAMPLES = 1000
 
 
@@ -72,9 +72,9 @@ def complaint_f1_interval(
 ) -> list[float]:
     """Percentile bootstrap interval of the complaint macro-F1, reviews resampled with replacement.
 
-    A few hundred held-out reviews, or one industry's forty, pin an F1 down only to within
-    several points; the interval says how many. ``[]`` when there are no reviews, or when fewer
-    than half the resamples have a positive or a prediction for every complaint label.
+    A few hundred held-out reviews, or one industry's forty to a hundred, pin an F1 down only to
+    within several points; the interval says how many. ``[]`` when there are no reviews, or when
+    fewer than half the resamples have a positive or a prediction for every complaint label.
 
     >>> y = np.array([[1, 1, 0, 0]] * 20 + [[0, 0, 0, 0]] * 20)
     >>> complaint_f1_interval(y, y, LabelSet.default())
@@ -288,11 +288,12 @@ def company_share_gaps(
     """Per complaint label, per company (sorted by name): |mean predicted probability - share|."""
     keys = np.asarray(companies, dtype=object)
     members = [keys == company for company in sorted(set(companies))]
-    return {
-        name: np.array([abs(float(np.mean(probabilities[rows, j]))
-                            - float(np.mean(targets[rows, j]))) for rows in members])
-        for name, j in ((name, labels.index(name)) for name in labels.complaints)
-    }
+    gaps: dict[str, np.ndarray] = {}
+    for name in labels.complaints:
+        j = labels.index(name)
+        gaps[name] = np.array([abs(float(np.mean(probabilities[rows, j]))
+                                   - float(np.mean(targets[rows, j]))) for rows in members])
+    return gaps
 
 
 def company_shares(
@@ -309,28 +310,31 @@ def company_shares(
 
 
 def company_share_interval(
-    targets: np.ndarray,
-    probabilities: np.ndarray,
-    labels: LabelSet,
-    companies: Sequence[str],
+    gaps: dict[str, np.ndarray],
     level: float = 0.95,
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
 ) -> dict[str, list[float]]:
-    """Percentile bootstrap interval of each complaint label's company share error, companies
-    resampled with replacement: two dozen test companies pin a mean error down only to within
-    about a point, which matters when it sits near a target.
+    """Percentile bootstrap interval of each label's mean company gap (``company_share_gaps``),
+    companies resampled with replacement: two dozen test companies pin the share error down only
+    to within a few points, which matters when it sits near a target. Only the spread between
+    companies is counted, not the sampling noise of each company's own labeled share. ``[]``
+    for a label with fewer than two companies.
 
-    >>> y = np.array([[1, 0, 0, 0], [0, 0, 0, 0]]); p = np.full((2, 4), 0.25)
-    >>> company_share_interval(y, p, LabelSet.default(), ["a", "b"])["product_complaint"]
-    [0.25, 0.25]
+    >>> company_share_interval({"service_complaint": np.array([0.25, 0.25, 0.25])})
+    {'service_complaint': [0.25, 0.25]}
     """
-    gaps = company_share_gaps(targets, probabilities, labels, companies)
-    count = len(set(companies))
-    draws = np.random.default_rng(seed).integers(0, count, size=(resamples, count))
     tail = (1 - level) / 2
-    return {name: [float(x) for x in np.quantile(g[draws].mean(axis=1), [tail, 1 - tail])]
-            for name, g in gaps.items()}
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[float]] = {}
+    for name, company_gaps in gaps.items():
+        count = len(company_gaps)
+        if count < 2:
+            out[name] = []
+            continue
+        means = company_gaps[rng.integers(0, count, size=(resamples, count))].mean(axis=1)
+        out[name] = [float(x) for x in np.quantile(means, [tail, 1 - tail])]
+    return out
 
 
 def _corpus_breakdown(
@@ -348,21 +352,22 @@ def _corpus_breakdown(
     industry_of = dict(zip(table["company"].to_pylist(), table["industry"].to_pylist(),
                            strict=True))
     industries = [industry_of.get(company, "unknown") for company in groups]
+    gaps = company_share_gaps(targets, probabilities, labels, groups)
     return {
         "per_industry": group_metrics(targets, probabilities, thresholds, labels, industries),
-        "company_share_mae": company_shares(targets, probabilities, labels, groups),
-        "company_share_mae_interval": company_share_interval(
-            targets, probabilities, labels, groups),
+        "company_share_mae": {name: float(np.mean(g)) for name, g in gaps.items()},
+        "company_share_mae_interval": company_share_interval(gaps),
     }
 
 
-def share_errors(extra: dict[str, Any]) -> str:
-    """The per-company share errors of a corpus evaluation, with their intervals when recorded
-    (reports written before intervals existed have none)."""
+def format_share_errors(extra: dict[str, Any]) -> str:
+    """The per-company share errors of a corpus evaluation, each with its 95% interval
+    (companies resampled) where one was recorded: reports written before intervals existed, and
+    splits of a single company, have none."""
     intervals = extra.get("company_share_mae_interval", {})
     return ", ".join(
         f"{name} {value:.3f}" + (" ({:.3f}-{:.3f})".format(*intervals[name])
-                                 if name in intervals else "")
+                                 if intervals.get(name) else "")
         for name, value in extra["company_share_mae"].items()
     )
 
@@ -498,7 +503,7 @@ def _print_extra_tables(report: EvaluationReport) -> None:
     console = Console()
     if "per_industry" in report.extra:
         table = Table(title="per industry",
-                      caption=f"company share MAE: {share_errors(report.extra)}")
+                      caption=f"company share MAE: {format_share_errors(report.extra)}")
         for column in ("industry", "examples", "complaint macro-F1", "95% interval"):
             table.add_column(column, justify="left" if column == "industry" else "right")
         for name, g in report.extra["per_industry"].items():

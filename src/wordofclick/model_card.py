@@ -138,7 +138,7 @@ def _recorded_evaluations(entries: list[dict[str, Any]], labels: list[str]) -> s
 
 
 def _details(entry: dict[str, Any], labels: list[str]) -> list[str]:
-    from wordofclick.evaluate import share_errors
+    from wordofclick.evaluate import format_share_errors
 
     report, baseline, extra = entry["report"], entry.get("baseline"), entry["report"]["extra"]
     lines: list[str] = []
@@ -172,9 +172,11 @@ def _details(entry: dict[str, Any], labels: list[str]) -> list[str]:
             for industry, m in extra["per_industry"].items()
         ]
     if "company_share_mae" in extra:
+        bracket = (" (in brackets: 95% interval, companies resampled)"
+                   if any(extra.get("company_share_mae_interval", {}).values()) else "")
         lines.append(
             "\nPer company, mean absolute difference between the mean predicted probability and "
-            f"the labeled share (95% interval, companies resampled): {share_errors(extra)}."
+            f"the labeled share{bracket}: {format_share_errors(extra)}."
         )
     if "behaviour" in extra:
         behaviour = extra["behaviour"]
