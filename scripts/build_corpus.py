@@ -157,9 +157,10 @@ def build() -> dict:
         for row in rows:
             draws = rng
             if "split" in row:
-                name_seed = int(hashlib.sha1(row["company"].encode()).hexdigest()[:8], 16)
-                draws = pinned_rng.setdefault(row["company"],
-                                              np.random.default_rng([SEED, name_seed]))
+                if row["company"] not in pinned_rng:
+                    name_seed = int(hashlib.sha1(row["company"].encode()).hexdigest()[:8], 16)
+                    pinned_rng[row["company"]] = np.random.default_rng([SEED, name_seed])
+                draws = pinned_rng[row["company"]]
             # Only the original rotation's profiles are the trend demo's rising companies.
             rising = "split" not in row and RISING.get(industry) == row["profile"]
             service_complaint = "service_complaint" in row["final"]
