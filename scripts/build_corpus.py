@@ -2,7 +2,7 @@
 
 Inputs (all under scripts/corpus/, written by the team):
   authored/<industry>.jsonl      reviews as written, with the writer's labels (annotator A);
-                                 a company written later for a held-out split carries `split`
+                                 a company written after the first build carries its `split`
   annotations/<industry>.jsonl   a second annotator's blind labels (annotator B), by key
   adjudication/<industry>.jsonl  the reconciled labels for every review where A and B differ
 
@@ -88,16 +88,16 @@ def load_industry(industry: str) -> list[dict]:
 
 
 def pinned_splits(rows: list[dict], industry: str) -> dict[str, str]:
-    """Companies written for a held-out split after the first build carry that split."""
+    """Companies written after the first build carry their split (train, dev or test)."""
     pinned: dict[str, set[str]] = {}
     for row in rows:
         if "split" in row:
             pinned.setdefault(row["company"], set()).add(row["split"])
     rotated = {r["company"] for r in rows if "split" not in r}
     for company, splits in pinned.items():
-        if len(splits) != 1 or not splits <= {"dev", "test"}:
+        if len(splits) != 1 or not splits <= {"train", "dev", "test"}:
             sys.exit(f"{industry}: {company} is pinned to {sorted(splits)}; pin every review of "
-                     "a company to one split, dev or test")
+                     "a company to one split: train, dev or test")
         if company in rotated:
             sys.exit(f"{industry}: {company} has reviews with and without a pinned split")
     return {company: splits.pop() for company, splits in pinned.items()}
@@ -147,8 +147,8 @@ def build() -> dict:
     industries = sorted(p.stem for p in (SOURCE / "authored").glob("*.jsonl"))
     rng = np.random.default_rng(SEED)
     # Each company pinned to a split later draws dates and engagement from a stream of its own,
-    # seeded by its name, so adding one leaves every other review (and the order the trainer
-    # reads them in) as it was.
+    # seeded by its name, so adding one leaves every other review as it was (and, for a dev or
+    # test company, the training data and the order the trainer reads it in).
     pinned_rng: dict[str, np.random.Generator] = {}
     corpus, annotations, everything = [], [], []
     for number, industry in enumerate(industries):
