@@ -202,3 +202,16 @@ def test_every_industry_has_two_test_companies_and_one_dev_company(corpus):
     industries = {r["industry"] for r in corpus}
     assert all(len(companies[i, "test"]) == 2 for i in industries)
     assert all(len(companies[i, "dev"]) == 1 for i in industries)
+
+
+def test_every_industry_trains_on_a_company_mostly_complained_about_for_its_product(corpus):
+    """Fees, bills, claims and food complaints must be seen where they dominate a company, not
+    only beside service complaints (the sixth batch, DATASHEET.md)."""
+    reviews = defaultdict(list)
+    for review in corpus:
+        if review["split"] == "train":
+            reviews[review["industry"], review["company"]].append(review["product_complaint"])
+    heaviest = defaultdict(float)
+    for (industry, _), flags in reviews.items():
+        heaviest[industry] = max(heaviest[industry], sum(flags) / len(flags))
+    assert len(heaviest) == 12 and min(heaviest.values()) > 0.5, heaviest
