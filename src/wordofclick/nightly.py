@@ -509,7 +509,7 @@ def run_nightly(
 
     >>> summary = run_nightly(NightlySettings(), date="2026-11-20")  # doctest: +SKIP
     >>> summary.status, summary.reviews_scored  # doctest: +SKIP
-    ('succeeded', 3450)
+    ('succeeded', 3650)
     """
     logical = parse_logical_date(date) if date is not None else yesterday()
     first = parse_logical_date(since, "since") if since is not None else None
