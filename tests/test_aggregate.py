@@ -220,6 +220,24 @@ def test_one_complaint_in_one_review_ranks_below_sixty_in_a_hundred(background, 
     assert out["hundred"]["rank"] < out["one"]["rank"]
 
 
+def test_alike_small_companies_cannot_outweigh_a_large_one_that_differs():
+    # Hypothesis found this: four near-identical companies of one review each put the estimated
+    # prior strength at its ceiling of 1000, so the hundred reviews (60 complaints) were shrunk
+    # to an index of 40 and one complaint in one review ranked above them.
+    rows = [{"company": f"bg{c}", "channel": "review_site", "age_days": 1.0, SC: complaint,
+             SP: 0.5, PP: 0.5} for c, complaint in enumerate((0.0, 0.125, 0.125, 0.1875))]
+    rows.append({"company": "one", "channel": "review_site", "age_days": 1.0, SC: 1.0})
+    rows += [{"company": "hundred", "channel": "review_site", "age_days": 1.0,
+              **({SC: 1.0} if i < 60 else {SP: 1.0})} for i in range(100)]
+    out = by_company(aggregate_companies(table_of(rows), AS_OF))
+    # the prior of "hundred" weighs exactly the other companies' effective reviews
+    others = sum(row["effective_complaints"] + row["effective_praise"]
+                 for company, row in out.items() if company != "hundred")
+    assert out["hundred"]["prior_strength"] == pytest.approx(others)
+    assert out["hundred"]["index"] > 60
+    assert out["hundred"]["rank"] < out["one"]["rank"]
+
+
 @properties
 @given(channel=st.sampled_from(CHANNELS), age=st.floats(0.5, 89.0), sc=probability,
        shares=st.integers(1, 50))

@@ -150,7 +150,8 @@ class AggregateSettings(Settings):
     )
     prior_strength_max: float = Field(
         1000.0, gt=0, description="Ceiling of the estimated prior strength (no spread between "
-        "companies would otherwise give an infinite one)."
+        "companies would otherwise give an infinite one); it is also never above the other "
+        "companies' effective reviews."
     )
     min_companies_for_prior: int = Field(
         3, ge=2, description="Other companies with opinions needed to estimate the prior strength."
@@ -783,7 +784,12 @@ def _loo_prior(
         strength = np.where(rho > 0, 1 / rho - 1, np.inf)
     estimable = (companies >= settings.min_companies_for_prior) & (denominator > 0)
     strength = np.where(estimable, strength, settings.prior_strength_min)
-    return mean, np.clip(strength, settings.prior_strength_min, settings.prior_strength_max)
+    # A prior cannot carry more evidence than the reviews it was estimated from: a few alike
+    # companies of one review each would otherwise reach the ceiling and outweigh a large company
+    # that truly differs from them.
+    ceiling = np.maximum(settings.prior_strength_min,
+                         np.minimum(settings.prior_strength_max, total_n))
+    return mean, np.clip(strength, settings.prior_strength_min, ceiling)
 
 
 def _floats(values: np.ndarray | pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
